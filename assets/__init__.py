@@ -1,0 +1,1 @@
+"""Dagster wiring only: assets, checks, resources, sensors; bodies call ``ml`` and ``contracts``."""
