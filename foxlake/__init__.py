@@ -1,0 +1,1 @@
+"""The ``foxlake`` command line: argument parsing over the layers; nothing imports it."""

@@ -1,0 +1,1 @@
+"""Live trading: model loader (SQL over the catalog), feature builder, inference, replay, state journal."""

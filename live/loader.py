@@ -1,0 +1,108 @@
+"""The model loader: picks models by SQL over the catalog, verifies each checksum, then loads it.
+
+* Checksum verified for every format before the file is read; ``strict=True`` refuses a mismatch or a
+  missing checksum, the default warns and records it. Pickle-based formats (``.joblib``) are never
+  loaded on a mismatch, strict or not.
+* The interval check is always on: a model trained on another bar interval is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from catalog.query import connect
+from contracts.families import family_spec
+from contracts.io import sha256_file
+from contracts.model_meta import ModelMeta, load_model_meta
+from contracts.paths import MODEL_META
+from live.policies import DEFAULT_POLICY, policy_sql
+from ml.families import get_family
+
+log = logging.getLogger("foxlake.live.loader")
+_PICKLE_FRAMEWORKS = {"sklearn"}
+
+
+class ModelLoadError(RuntimeError):
+    """A selected model cannot be used; the message names the file and why."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference."""
+
+    model_dir: Path
+    meta: ModelMeta
+    model: Any
+    checksum_status: str  # "ok", "missing" or "mismatch"
+
+    @property
+    def key(self) -> str:
+        sym = f"/{self.meta.symbol}" if self.meta.symbol else ""
+        return f"{self.meta.target}/{self.meta.view}{sym}/{self.meta.family}"
+
+    def predict(self, X) -> Any:
+        return get_family(self.meta.family).predict(self.model, X)
+
+
+def select_models(results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None) -> list[str]:
+    """``model_dir`` values (relative to RESULTS) that a policy picks."""
+    query = policy_sql(policy)
+    con = connect(results)
+    try:
+        params = {"interval_minutes": interval_minutes} if "$interval_minutes" in query else None
+        if params and interval_minutes is None:
+            raise ValueError("this policy needs the live data's interval_minutes")
+        rows = con.execute(query, params or {}).fetchall()
+        cols = [d[0] for d in con.description]
+    except duckdb.Error as exc:
+        raise ValueError(f"selection policy failed: {exc}") from None
+    finally:
+        con.close()
+    if "model_dir" not in cols:
+        raise ValueError(f"a selection policy must return a model_dir column; got {cols}")
+    return [r[cols.index("model_dir")] for r in rows]
+
+
+def load_model(model_dir: Path, *, strict: bool = False, interval_minutes: float | None = None) -> LoadedModel:
+    """Validate the meta, check the interval, verify the checksum, then load the native file."""
+    meta = load_model_meta(model_dir / MODEL_META)
+    if interval_minutes is not None and abs(meta.interval_minutes - interval_minutes) > 1e-9:
+        raise ModelLoadError(
+            f"{model_dir}: trained on {meta.interval_minutes}-minute bars, live data is {interval_minutes}-minute"
+        )
+    spec = family_spec(meta.family)
+    path = model_dir / (meta.model_file or ("model" + spec.extension))
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: model file missing (model files rule 1)")
+    if meta.model_checksum is None:
+        status = "missing"
+        if strict or spec.framework in _PICKLE_FRAMEWORKS:
+            raise ModelLoadError(f"{path}: model_meta has no model_checksum; refused (strict or pickle format)")
+        log.warning("%s: no model_checksum in model_meta; loading unverified (rule 4)", path)
+    elif sha256_file(path) != meta.model_checksum:
+        status = "mismatch"
+        if strict or spec.framework in _PICKLE_FRAMEWORKS:
+            raise ModelLoadError(f"{path}: sha256 does not match model_checksum; refused")
+        log.warning("%s: sha256 does not match model_checksum; loading anyway (non-strict)", path)
+    else:
+        status = "ok"
+    return LoadedModel(model_dir, meta, get_family(meta.family).load(path), status)
+
+
+def load_selected(
+    results: str | Path, policy: str = DEFAULT_POLICY, *, interval_minutes: float, strict: bool = False
+) -> tuple[list[LoadedModel], list[str]]:
+    """Load every model the policy picks; returns the models and one error line per model refused."""
+    loaded, errors = [], []
+    for rel in select_models(results, policy, interval_minutes):
+        try:
+            loaded.append(load_model(Path(results) / rel, strict=strict, interval_minutes=interval_minutes))
+        except Exception as exc:  # noqa: BLE001 - one bad model must not stop the others
+            errors.append(str(exc))
+            log.error("%s", exc)
+    return loaded, errors

@@ -1,0 +1,198 @@
+"""The thin path through every room: Dagster assets → RESULTS → catalog → live loader → bridge over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from contracts.bridge import EngineState
+from contracts.io import read_json, sha256_file
+from contracts.manifest import load_manifest
+from contracts.model_meta import load_model_meta
+from contracts.paths import get_global_routing_path, get_target_routing_path, get_view_routing_path
+from contracts.routing import load_routing
+from tests.conftest import DEMO_CONFIG, REPO, free_port
+
+
+def _run_dirs(results: Path) -> list[Path]:
+    return sorted(p.parent for p in results.glob("runs/*/*/manifest.json"))
+
+
+def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
+    (run_dir,) = _run_dirs(pipeline_results)
+    manifest = load_manifest(run_dir / "manifest.json")
+    metas = sorted(run_dir.glob("targets/*/models/**/model_meta.json"))
+    assert metas, "no model was trained"
+    panel_columns = set(pl.read_parquet_schema(next(pipeline_results.glob("lake/features/**/*.parquet"))))
+    for path in metas:
+        meta = load_model_meta(path)
+        assert meta.feature_list == sorted(meta.feature_list)
+        assert set(meta.feature_list) <= panel_columns
+        assert not any(f.startswith("fwd_ret_") for f in meta.feature_list)
+        model_file = path.parent / meta.model_file
+        assert sha256_file(model_file) == meta.model_checksum
+        assert meta.interval_minutes == 5.0
+        assert path.parent.name == f"family={meta.family}"
+        assert path.parent.parent.name == f"view={meta.view}"
+        for extra in ("fingerprints.json", "reproducibility.json"):
+            assert (path.parent / extra).is_file()
+        assert read_json(path.parent / "fingerprints.json")["model_sha256"] == meta.model_checksum
+        # manifest rule 1 and 3: the target is indexed with the family that trained
+        entry = manifest.target_index[meta.target]
+        assert meta.family in entry.families_trained
+        assert entry.status == "complete"
+    routing = load_routing(get_global_routing_path(run_dir)).root
+    assert set(routing) == {"fwd_ret_5m", "fwd_ret_15m_delay5m"}
+    for target, decision in routing.items():
+        assert load_routing(get_target_routing_path(run_dir, target)).root[target] == decision
+        for view in decision.views():
+            assert load_routing(get_view_routing_path(run_dir, target, view)).root[target] == decision
+    assert routing["fwd_ret_15m_delay5m"].route == "BLOCKED"
+    assert routing["fwd_ret_5m"].route in ("CROSS_SECTIONAL", "BOTH")
+    assert manifest.run_metadata["dagster_run_id"]
+    assert manifest.config_digest and len(manifest.config_digest) == 64
+
+
+def _foxlake(args: list[str], results: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "foxlake.cli", "--results", str(results), *args],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )
+
+
+def test_catalog_counts_every_model_meta(pipeline_results: Path, cli_env: dict) -> None:
+    n_files = len(list(pipeline_results.glob("runs/**/model_meta.json")))
+    out = _foxlake(["catalog", "sql", "select count(*) as n from models", "--json"], pipeline_results, cli_env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"n": n_files}]
+    table = _foxlake(["catalog", "sql", "select target, route from routing_decisions where scope = 'global'"],
+                     pipeline_results, cli_env)
+    assert "fwd_ret_15m_delay5m | BLOCKED" in table.stdout
+
+
+def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: Path) -> None:
+    from live.feature_builder import LiveFeatureBuilder
+    from live.loader import load_selected
+    from ml.lake import read_table, table_dir
+
+    models, refused = load_selected(pipeline_results, "best_ic_ir", interval_minutes=5.0, strict=True)
+    assert not refused and models
+    model = models[0]
+    assert model.checksum_status == "ok"
+    bars = read_table(table_dir(pipeline_results, "bars", 5))
+    ts = bars["ts"].max()
+    builder = LiveFeatureBuilder(model.meta.feature_list)
+    stamps = bars["ts"].unique().sort()
+    history = bars.filter(pl.col("ts") >= stamps[-builder.history_bars])
+    live_rows = builder.build(history, ts)
+    train_rows = read_table(table_dir(pipeline_results, "features", 5)).filter(pl.col("ts") == ts).sort("symbol")
+    cols = model.meta.feature_list
+    assert live_rows.height == train_rows.height > 0
+    lx, tx = live_rows.select(cols).to_numpy(), train_rows.select(cols).to_numpy()
+    assert abs(lx - tx).max() < 1e-9
+    X, complete = builder.matrix(live_rows, cols)
+    assert complete.all()
+    assert len(model.predict(X)) == live_rows.height
+
+
+def test_checksum_mismatch_is_refused_in_strict_mode_and_flagged_in_the_catalog(results_copy: Path) -> None:
+    from catalog import build_catalog, sql
+    from live.loader import ModelLoadError, load_model
+
+    (meta_path,) = [p for p in results_copy.glob("runs/**/model_meta.json")][:1]
+    model_file = meta_path.parent / load_model_meta(meta_path).model_file
+    model_file.write_text(model_file.read_text() + "\n# tampered\n")
+    with pytest.raises(ModelLoadError, match="does not match"):
+        load_model(meta_path.parent, strict=True)
+    assert load_model(meta_path.parent, strict=False).checksum_status == "mismatch"
+    build_catalog(results_copy)
+    assert sql(results_copy, "select checksum_ok from models")["checksum_ok"].to_list() == [False]
+    # the default policy never selects a model whose checksum is wrong
+    assert sql(results_copy, "select count(*) as n from best_models")["n"][0] == 0
+
+
+def test_interval_mismatch_is_refused(pipeline_results: Path) -> None:
+    from live.loader import ModelLoadError, load_model
+
+    meta_path = next(pipeline_results.glob("runs/**/model_meta.json"))
+    with pytest.raises(ModelLoadError, match="1440.0-minute"):
+        load_model(meta_path.parent, interval_minutes=1440.0)
+
+
+def test_replay_then_bridge_serves_its_state_over_http(results_copy: Path, cli_env: dict) -> None:
+    out = _foxlake(["live", "replay", "--bars", "20", "--json", "--config", DEMO_CONFIG], results_copy, cli_env)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["models_loaded"] > 0 and summary["predictions"] > 0 and summary["cycles"] == 20
+    assert summary["predictions"] == 20 * summary["symbols"] * summary["models_loaded"]
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "foxlake.cli", "--results", str(results_copy), "bridge", "serve", "--port", str(port)],
+        env=cli_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "bridge did not start"
+            time.sleep(0.2)
+        state = httpx.get(f"{base}/api/state", timeout=5).json()
+        EngineState.model_validate(state)
+        assert state["cycle_count"] == 20
+        assert state["status"] == "stopped" and state["current_stage"] == "idle"
+        assert state["last_cycle"] is not None and state["uptime_seconds"] > 0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_bridge_without_an_engine_says_stopped(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from bridge.app import create_app
+
+    state = TestClient(create_app(tmp_path)).get("/api/state").json()
+    assert state["status"] == "stopped" and state["cycle_count"] == 0 and state["last_cycle"] is None
+
+
+def test_rematerializing_models_alone_makes_a_complete_run_that_records_its_upstream(
+    pipeline_results: Path, dagster_instance, tmp_path: Path
+) -> None:
+    import shutil
+
+    import dagster as dg
+
+    from assets.definitions import ALL_ASSETS
+    from assets.resources import LakeResource
+
+    results = tmp_path / "RESULTS"
+    shutil.copytree(pipeline_results, results)
+    (first,) = _run_dirs(results)
+    # the upstream pointers in the IO manager name the first run's directory under pipeline_results;
+    # materializing against the copy reuses that run's ranking and routing
+    res = dg.materialize(
+        ALL_ASSETS,
+        selection=["models", "manifest", "model_catalog"],
+        instance=dagster_instance,
+        resources={"lake": LakeResource(results_dir=str(results), config_path=DEMO_CONFIG)},
+    )
+    assert res.success
+    new = [d for d in _run_dirs(results) if d.name != first.name]
+    assert len(new) == 1
+    manifest = load_manifest(new[0] / "manifest.json")
+    assert manifest.run_metadata["reused_from"].endswith(first.name)
+    assert (new[0] / "globals" / "routing_decisions.json").is_file()
+    assert all(e.status == "complete" for e in manifest.target_index.values())
