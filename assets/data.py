@@ -1,52 +1,54 @@
-"""Data assets: bars and features+targets in the lake (hive parquet under RESULTS/lake)."""
+"""Data assets: bars (synthetic market or landing files) and features, as time-partitioned parquet in the lake."""
 
 import dagster as dg
 
 from assets.resources import LakeResource
 from ml.bars import validate_bars
-from ml.features import build_features, resolve
-from ml.lake import read_table, table_dir, write_partitions
+from ml.feature_store import update_features
+from ml.ingest import ingest_landing
+from ml.lake import partitions, read_table, table_dir, write_partitions
 from ml.synthetic import make_market
-from ml.targets import add_targets
 
 
 @dg.asset(group_name="lake", kinds={"parquet", "polars"})
 def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dict]:
-    """OHLCV bars of the configured synthetic market, validated, one partition file per day."""
+    """Validated OHLCV bars, one partition file per UTC day: the synthetic market, or landing files ingested."""
     cfg = lake.run_config()
-    df = validate_bars(make_market(cfg.market), source="synthetic market")
-    directory = table_dir(lake.results(), "bars", cfg.interval_minutes)
-    dates = write_partitions(df, directory)
+    interval = cfg.bar_interval_minutes
+    directory = table_dir(lake.results(), "bars", interval)
+    if cfg.data_source == "synthetic":
+        df = validate_bars(make_market(cfg.market), source="synthetic market")
+        written = write_partitions(df, directory)
+        note = f"synthetic market, seed {cfg.market.seed}"
+    else:
+        report = ingest_landing(lake.results(), interval_minutes=interval)
+        written = report.partitions_written.get(interval, [])
+        note = f"landing: {report.files_ingested} file(s) ingested, {report.files_skipped} already ingested"
+    dates = partitions(directory)
+    if not dates:
+        raise dg.Failure(f"{directory}: no bars at interval {interval}; drop files into RESULTS/lake/landing/")
+    df = read_table(directory)
     return dg.Output(
-        {"path": str(directory), "interval_minutes": cfg.interval_minutes, "partitions": dates},
+        {"path": str(directory), "interval_minutes": interval, "partitions": dates},
         metadata={
-            "rows": df.height,
-            "symbols": df["symbol"].n_unique(),
-            "partitions": len(dates),
-            "date_range": f"{dates[0]} → {dates[-1]}",
-            "interval_minutes": cfg.interval_minutes,
-            "path": dg.MetadataValue.path(str(directory)),
+            "source": note, "rows": df.height, "symbols": df["symbol"].n_unique(), "partitions": len(dates),
+            "partitions_written": len(written), "date_range": f"{dates[0]} → {dates[-1]}",
+            "interval_minutes": interval, "path": dg.MetadataValue.path(str(directory)),
         },
     )
 
 
 @dg.asset(group_name="lake", kinds={"parquet", "polars"})
 def features(context: dg.AssetExecutionContext, lake: LakeResource, bars: dict) -> dg.Output[dict]:
-    """Features (``ml.features``, the same code live trading runs) and forward-return targets."""
+    """Features (``ml.features``, the same code live trading runs), computed only for new or changed days."""
     cfg = lake.run_config()
-    raw = read_table(table_dir(lake.results(), "bars", cfg.interval_minutes))
-    names = resolve(cfg.features)
-    panel = add_targets(build_features(raw, names), raw, cfg.targets, cfg.interval_minutes)
-    directory = table_dir(lake.results(), "features", cfg.interval_minutes)
-    dates = write_partitions(panel, directory)
+    report = update_features(lake.results(), cfg.bar_interval_minutes, list(cfg.features) if cfg.features else None)
+    dates = partitions(table_dir(lake.results(), "features", cfg.bar_interval_minutes))
     return dg.Output(
-        {"path": str(directory), "features": names, "targets": cfg.target_names(), "partitions": dates},
+        {"path": report["directory"], "features": report["features"], "partitions": dates},
         metadata={
-            "rows": panel.height,
-            "n_features": len(names),
-            "features": ", ".join(names),
-            "targets": ", ".join(cfg.target_names()),
-            "date_range": f"{dates[0]} → {dates[-1]}",
-            "path": dg.MetadataValue.path(str(directory)),
+            "n_features": len(report["features"]), "features": ", ".join(report["features"]),
+            "partitions_computed": len(report["computed"]), "partitions_current": report["current"],
+            "date_range": f"{dates[0]} → {dates[-1]}", "path": dg.MetadataValue.path(report["directory"]),
         },
     )

@@ -1,20 +1,25 @@
 """The one Dagster ``Definitions`` of foxlake (``dagster dev -m assets.definitions``)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.catalog_assets import model_catalog
+from assets.checks import ALL_CHECKS
 from assets.data import bars, features
 from assets.resources import LakeResource
-from assets.training import manifest, models, routing_decisions, target_ranking
+from assets.training import feature_selection, models_and_manifest, routing_decisions, target_ranking
 
-ALL_ASSETS = [bars, features, target_ranking, routing_decisions, models, manifest, model_catalog]
+ALL_ASSETS = [bars, features, target_ranking, feature_selection, routing_decisions, models_and_manifest, model_catalog]
 
-training_job = dg.define_asset_job("training_pipeline", selection=dg.AssetSelection.assets(*ALL_ASSETS))
+training_job = dg.define_asset_job(
+    "training_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Everything from bars to the catalog; training fans out per target × view × family.",
+)
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
     jobs=[training_job],
     resources={"lake": LakeResource()},
+    executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
 )

@@ -25,9 +25,17 @@ def _stable(value: Any) -> Any:
         rounded = float(f"{value:.{_FLOAT_DIGITS}g}")
         return 0.0 if rounded == 0 else rounded
     if isinstance(value, dict):
-        return {str(k): _stable(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = str(k)
+            if key in out:
+                raise ValueError(f"keys {k!r} and {key!r} collide once written as JSON strings")
+            out[key] = _stable(v)
+        return out
     if isinstance(value, (list, tuple)):
         return [_stable(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "ndim") and value.ndim > 0:  # numpy arrays
+        return [_stable(v) for v in value.tolist()]
     if hasattr(value, "item"):  # numpy scalars
         return _stable(value.item())
     raise TypeError(f"cannot serialise {type(value).__name__} as canonical JSON")
@@ -46,15 +54,24 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``, dir fsync.
 
-    A crash at any point leaves either the old file or the new one, never a torn file, and no temp file.
+    A crash at any point leaves either the old file or the new one, never a torn file. An exception removes
+    the temp file; a hard kill (SIGKILL, power loss) before the rename can leave a ``.<name>.*.tmp`` beside it,
+    which no reader ever opens.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as a plain open() would, not mkstemp's 0600
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -58,6 +58,14 @@ class Manifest(BaseModel):
 def parse_manifest(doc: Any, source: str | Path | None = None) -> Manifest:
     """Validate a manifest document; errors name the file and the field."""
     try:
+        if isinstance(doc, dict) and isinstance(doc.get("target_index"), dict):
+            for target, entry in doc["target_index"].items():
+                try:
+                    TargetIndexEntry.model_validate(entry)
+                except ContractError as exc:
+                    raise ContractError(f"target_index.{target}.{exc.field}", exc.rule, exc.detail) from None
+                except ValidationError:
+                    pass  # reported below with its full location
         return Manifest.model_validate(doc)
     except ValidationError as exc:
         e = exc.errors()[0]

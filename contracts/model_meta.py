@@ -109,6 +109,7 @@ class ModelMeta(BaseModel):
     # foxlake additions (optional, forward compatible)
     contract_version: str = CONTRACT_VERSION
     model_file: str | None = None
+    legacy_feature_order: bool = Field(default=False, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,7 +121,9 @@ class ModelMeta(BaseModel):
                 stacklevel=2,
             )
             data = dict(data)
-            data["feature_list"] = sorted(data["features"] or [])
+            # keep the legacy order: it is the column order the model was trained with
+            data["feature_list"] = list(data["features"] or [])
+            data["legacy_feature_order"] = data["feature_list"] != sorted(data["feature_list"])
             data.setdefault("n_features", len(data["feature_list"]))
         if isinstance(data, dict) and data.get("input_mode") is None:
             data = dict(data)
@@ -137,7 +140,7 @@ class ModelMeta(BaseModel):
         if len(set(fl)) != len(fl):
             dupes = sorted({f for f in fl if fl.count(f) > 1})
             raise _violation("feature_list", 1, f"duplicate feature names {dupes}")
-        if fl != sorted(fl):
+        if fl != sorted(fl) and not getattr(self, "legacy_feature_order", False):
             first = next(i for i in range(len(fl) - 1) if fl[i] > fl[i + 1])
             raise _violation(
                 "feature_list",

@@ -135,6 +135,15 @@ def parse_model_dir(model_dir: str | Path) -> dict[str, str | None]:
         if not sep or key not in ("view", "symbol", "family"):
             raise ValueError(f"{model_dir}: unexpected path level {part!r}")
         out[key] = value
-    if parts[i - 2] != "targets":
+    if i < 2 or parts[i - 2] != "targets":
         raise ValueError(f"{model_dir}: expected .../targets/<target>/models/...")
+    keys = [p.partition("=")[0] for p in tail]
+    if keys not in ([], ["view"], ["view", "family"], ["view", "symbol"], ["view", "symbol", "family"]):
+        raise ValueError(f"{model_dir}: levels must be view=, [symbol=,] family= in that order; got {keys}")
+    if out["view"] is not None:
+        check_view(out["view"])
+    if out["symbol"] is not None and out["view"] != "SYMBOL_SPECIFIC":
+        raise ValueError(f"{model_dir}: symbol= is only valid under view=SYMBOL_SPECIFIC")
+    if out["family"] is not None and canonical_family(out["family"]) != out["family"]:
+        raise ValueError(f"{model_dir}: family={out['family']} is not the canonical spelling")
     return out

@@ -64,7 +64,7 @@ def cmd_live_replay(args: argparse.Namespace) -> int:
     if interval is None:
         from ml.config import load_run_config
 
-        interval = load_run_config(args.config).interval_minutes
+        interval = load_run_config(args.config).bar_interval_minutes
     summary = replay(_results(args), args.bars, interval_minutes=interval, policy=args.policy, strict=args.strict)
     if args.json:
         print(json.dumps(summary.to_dict(), default=str, sort_keys=True))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.checks import ALL_CHECKS
 from assets.definitions import ALL_ASSETS
 from assets.resources import LakeResource
 from foxlake.dagster_env import instance
@@ -14,15 +15,14 @@ from foxlake.dagster_env import instance
 
 def materialize_all(results: Path, config_path: str, selection: list[str] | None = None) -> dict:
     """Run the assets (all, or the named ones with their upstream values reused) and report per asset."""
-    chosen = ALL_ASSETS if not selection else [a for a in ALL_ASSETS if a.key.to_user_string() in selection]
-    if selection and len(chosen) != len(selection):
-        known = [a.key.to_user_string() for a in ALL_ASSETS]
-        raise SystemExit(f"unknown asset(s) in {selection}; known: {known}")
-    others = [a for a in ALL_ASSETS if a not in chosen]
+    known = {k.to_user_string() for a in ALL_ASSETS for k in a.keys}
+    unknown = sorted(set(selection or []) - known)
+    if unknown:
+        raise SystemExit(f"unknown asset(s) {unknown}; known: {sorted(known)}")
     t0 = time.perf_counter()
     result = dg.materialize(
-        [*chosen, *others],
-        selection=[a.key for a in chosen],
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=selection or None,
         instance=instance(),
         resources={"lake": LakeResource(results_dir=str(results), config_path=config_path)},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

@@ -31,19 +31,28 @@ def validate_bars(df: pl.DataFrame, source: str = "<bars>") -> pl.DataFrame:
     if missing:
         raise BarSchemaError(f"{source}: missing column(s) {missing}; have {df.columns}")
     cols = {**REQUIRED_COLUMNS, **{k: v for k, v in OPTIONAL_COLUMNS.items() if k in df.columns}}
-    try:
-        df = df.select([pl.col(c).cast(t, strict=True) for c, t in cols.items()])
-    except pl.exceptions.PolarsError as exc:
-        raise BarSchemaError(f"{source}: cannot cast to the bar schema: {exc}") from None
+    for c, t in cols.items():
+        cast = df[c].cast(t, strict=False)
+        broken = cast.is_null() & df[c].is_not_null()
+        if broken.any():
+            row = int(broken.arg_max())
+            raise BarSchemaError(f"{source}: row {row}, column '{c}': cannot read {df[c][row]!r} as {t}")
+    df = df.select([pl.col(c).cast(t, strict=False) for c, t in cols.items()])
+
+    def bad_number(c: str) -> pl.Expr:
+        return pl.col(c).is_null() | pl.col(c).is_nan() | pl.col(c).is_infinite()
+
     checks = {
         "ts": pl.col("ts").is_null(),
         "symbol": pl.col("symbol").is_null() | (pl.col("symbol").str.len_chars() == 0),
-        "open": ~(pl.col("open") > 0) | pl.col("open").is_null() | pl.col("open").is_nan(),
-        "close": ~(pl.col("close") > 0) | pl.col("close").is_null() | pl.col("close").is_nan(),
-        "high": ~(pl.col("high") >= pl.max_horizontal("open", "close", "low")) | pl.col("high").is_null(),
-        "low": ~(pl.col("low") <= pl.min_horizontal("open", "close")) | ~(pl.col("low") > 0) | pl.col("low").is_null(),
-        "volume": ~(pl.col("volume") >= 0) | pl.col("volume").is_null(),
+        "open": bad_number("open") | ~(pl.col("open") > 0),
+        "close": bad_number("close") | ~(pl.col("close") > 0),
+        "high": bad_number("high") | ~(pl.col("high") >= pl.max_horizontal("open", "close", "low")),
+        "low": bad_number("low") | ~(pl.col("low") > 0) | ~(pl.col("low") <= pl.min_horizontal("open", "close")),
+        "volume": bad_number("volume") | ~(pl.col("volume") >= 0),
     }
+    if "vwap" in df.columns:
+        checks["vwap"] = pl.col("vwap").is_not_null() & (pl.col("vwap").is_nan() | ~(pl.col("vwap") > 0))
     flags = df.with_row_index("_row").select("_row", *[e.fill_null(True).alias(c) for c, e in checks.items()])
     for col in checks:
         bad = flags.filter(pl.col(col))

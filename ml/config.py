@@ -6,13 +6,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contracts.families import canonical_family
 from contracts.io import canonical_json, sha256_text
 from ml.cv import CVConfig
+from ml.selection import SelectionConfig
 from ml.synthetic import SyntheticMarketConfig
 from ml.targets import TargetSpec
+
+
+def _family(name: str) -> str:
+    try:
+        return canonical_family(name)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
 
 
 class RoutingThresholds(BaseModel):
@@ -49,13 +59,18 @@ class RunConfig(BaseModel):
 
     Attributes:
         run_id: names ``RESULTS/runs/<run_id>/``.
+        data_source: ``synthetic`` (generate ``market``) or ``landing`` (ingest files dropped into
+            ``RESULTS/lake/landing/``).
+        interval_minutes: bar interval trained on; for ``synthetic`` it defaults to the market's.
         market: the synthetic market to generate (the embedded data set).
-        targets: forward-return targets to rank and train.
+        targets: targets to rank and train.
         features: feature names from ``ml.features`` (``None`` = all).
-        families: model families to train for every routed target/view.
-        ranking_family: family used to rank targets and evaluate per-symbol skill.
-        family_params: per-family hyper-parameter overrides.
-        ranking_params: overrides used only while ranking (e.g. fewer boosting rounds).
+        families: model families trained for every CROSS_SECTIONAL target.
+        symbol_specific_families: families trained per symbol (``None`` = ``families``).
+        ranking_families: families that rank targets and score per-symbol skill (at least two recommended).
+        family_params: per-family hyper-parameter overrides for the final models.
+        ranking_params: per-family overrides used only while ranking (e.g. fewer boosting rounds).
+        selection: feature selection (top-K, correlation pruning).
         cv: walk-forward CV settings.
         routing: routing thresholds.
         seed: seed for every model fit.
@@ -64,37 +79,61 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     run_id: str = "demo"
+    data_source: Literal["synthetic", "landing"] = "synthetic"
+    interval_minutes: float | None = Field(None, gt=0, le=1440)
     market: SyntheticMarketConfig = SyntheticMarketConfig()
-    targets: tuple[TargetSpec, ...] = (TargetSpec(horizon_bars=1), TargetSpec(horizon_bars=3, delay_bars=1))
+    targets: tuple[TargetSpec, ...] = (TargetSpec(horizon_bars=1), TargetSpec(horizon_bars=3, delay_bars=3))
     features: tuple[str, ...] | None = None
     families: tuple[str, ...] = ("LightGBM",)
-    ranking_family: str = "LightGBM"
+    symbol_specific_families: tuple[str, ...] | None = None
+    ranking_families: tuple[str, ...] = ("LightGBM",)
     family_params: dict[str, dict[str, Any]] = {}
-    ranking_params: dict[str, Any] = {"num_boost_round": 60}
+    ranking_params: dict[str, dict[str, Any]] = {"LightGBM": {"num_boost_round": 60}}
+    selection: SelectionConfig = SelectionConfig()
     cv: CVConfig = CVConfig()
     routing: RoutingThresholds = RoutingThresholds()
     seed: int = 42
 
-    @field_validator("families")
+    @field_validator("families", "ranking_families", "symbol_specific_families")
     @classmethod
-    def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(canonical_family(f) for f in v)
+    def _families(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if v is None else tuple(_family(f) for f in v)
 
-    @field_validator("ranking_family")
+    @field_validator("family_params", "ranking_params")
     @classmethod
-    def _ranking_family(cls, v: str) -> str:
-        return canonical_family(v)
+    def _param_families(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {_family(k): dict(p) for k, p in v.items()}
+
+    @model_validator(mode="after")
+    def _interval(self) -> RunConfig:
+        if self.data_source == "landing" and self.interval_minutes is None:
+            raise ValueError("interval_minutes is required when data_source is 'landing'")
+        if (
+            self.data_source == "synthetic"
+            and self.interval_minutes is not None
+            and self.interval_minutes != self.market.interval_minutes
+        ):
+            raise ValueError(
+                f"interval_minutes {self.interval_minutes} differs from market.interval_minutes "
+                f"{self.market.interval_minutes}"
+            )
+        return self
 
     @property
-    def interval_minutes(self) -> float:
-        return float(self.market.interval_minutes)
+    def bar_interval_minutes(self) -> float:
+        """The bar interval in minutes (the config's, or the synthetic market's)."""
+        return float(self.interval_minutes if self.interval_minutes is not None else self.market.interval_minutes)
+
+    @property
+    def ss_families(self) -> tuple[str, ...]:
+        return self.symbol_specific_families if self.symbol_specific_families is not None else self.families
 
     def target_names(self) -> list[str]:
-        return [t.name(self.interval_minutes) for t in self.targets]
+        return [t.name(self.bar_interval_minutes) for t in self.targets]
 
     def target_spec(self, name: str) -> TargetSpec:
         for t in self.targets:
-            if t.name(self.interval_minutes) == name:
+            if t.name(self.bar_interval_minutes) == name:
                 return t
         raise KeyError(f"target {name!r} is not in this run's config ({self.target_names()})")
 

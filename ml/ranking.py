@@ -1,4 +1,4 @@
-"""Target ranking: out-of-sample skill of each target in the pooled view and per symbol."""
+"""Target ranking: out-of-sample skill of each target, pooled and per symbol, across several families."""
 
 from __future__ import annotations
 
@@ -14,8 +14,16 @@ from ml.metrics import cross_sectional_metrics, skill01, time_series_metrics
 
 
 def training_rows(panel: pl.DataFrame, features: list[str], target: str) -> pl.DataFrame:
-    """Rows usable for fitting: every feature and the target present (warm-up and tail rows dropped)."""
+    """Rows usable for fitting: the target present and every feature past its warm-up (not null)."""
     return panel.drop_nulls([*features, target])
+
+
+@dataclass
+class OOS:
+    """Out-of-sample predictions of one family on one view, and the last fold's feature importance."""
+
+    predictions: pl.DataFrame  # ts, symbol, y, score, fold
+    importance: dict[str, float]
 
 
 def oos_predictions(
@@ -26,11 +34,11 @@ def oos_predictions(
     params: dict[str, Any],
     folds: list[Fold],
     seed: int,
-) -> pl.DataFrame:
-    """Out-of-sample scores: ``ts, symbol, score, y, fold`` for every validation row of every fold."""
+) -> OOS:
+    """Fit on each fold's training timestamps and score its validation timestamps."""
     fam = get_family(family)
     p = fam.params(params)
-    parts = []
+    parts, importance = [], {}
     ts = rows["ts"].to_numpy()
     for fold in folds:
         tr = rows.filter(pl.Series(np.isin(ts, fold.train_ts)))
@@ -38,17 +46,20 @@ def oos_predictions(
         if tr.height < 50 or va.height == 0:
             continue
         model = fam.fit(tr.select(features).to_numpy(), tr[target].to_numpy(), features, p, seed)
+        importance = fam.importance(model, features)
         parts.append(
             va.select("ts", "symbol", pl.col(target).alias("y")).with_columns(
-                pl.Series("score", fam.predict(model, va.select(features).to_numpy())),
-                pl.lit(fold.index).alias("fold"),
+                pl.Series("score", fam.predict(model, va.select(features).to_numpy()), dtype=pl.Float64),
+                pl.lit(fold.index, dtype=pl.Int32).alias("fold"),
             )
         )
     if not parts:
-        return pl.DataFrame(
-            schema={"ts": rows["ts"].dtype, "symbol": pl.String, "y": pl.Float64, "score": pl.Float64, "fold": pl.Int32}
+        empty = pl.DataFrame(
+            schema={"ts": rows["ts"].dtype, "symbol": pl.String, "y": pl.Float64, "score": pl.Float64,
+                    "fold": pl.Int32}
         )
-    return pl.concat(parts)
+        return OOS(empty, {})
+    return OOS(pl.concat(parts), importance)
 
 
 def fold_scores(oos: pl.DataFrame, horizon_bars: int, cross_sectional: bool) -> list[float]:
@@ -63,14 +74,30 @@ def fold_scores(oos: pl.DataFrame, horizon_bars: int, cross_sectional: bool) -> 
     return out
 
 
+def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
+    keys = dicts[0].keys() if dicts else []
+    return {k: float(np.mean([d[k] for d in dicts])) for k in keys}
+
+
 @dataclass
 class TargetEvaluation:
-    """Skill of one target: the pooled view's metrics and every symbol's own model's metrics."""
+    """Skill of one target across the ranking families.
+
+    Attributes:
+        cs: pooled CROSS_SECTIONAL metrics, averaged over families (mean_IC, mean_RankIC, IC_IR, t_stat, …).
+        cs_by_family: the same per family.
+        symbols: per symbol, its own models' time-series metrics averaged over families (ts_IC, t_stat, …).
+        importance: per family, the pooled model's normalised feature importance.
+        symbol_importance: per symbol, the families' averaged importance in that symbol's own model.
+    """
 
     target: str
     horizon_bars: int
     cs: dict[str, float]
+    cs_by_family: dict[str, dict[str, float]] = field(default_factory=dict)
     symbols: dict[str, dict[str, float]] = field(default_factory=dict)
+    importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    symbol_importance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def skill01_cs(self) -> float:
@@ -83,6 +110,7 @@ class TargetEvaluation:
             "horizon_bars": self.horizon_bars,
             **{f"cs_{k}": v for k, v in self.cs.items()},
             "skill01_cs": self.skill01_cs,
+            **{f"cs_IC_{fam}": m["mean_IC"] for fam, m in sorted(self.cs_by_family.items())},
             "n_symbols_evaluated": len(self.symbols),
             "sym_mean_ts_IC": float(np.mean(sym_ic)) if sym_ic else 0.0,
             "skill01_sym_mean": float(np.mean([skill01(x) for x in sym_ic])) if sym_ic else 0.5,
@@ -95,21 +123,36 @@ def evaluate_target(
     target: str,
     horizon_bars: int,
     reach_bars: int,
-    family: str,
-    params: dict[str, Any],
+    families: list[str] | str,
+    params: dict[str, dict[str, Any]] | dict[str, Any],
     cv: CVConfig,
     seed: int,
     per_symbol: bool = True,
 ) -> TargetEvaluation:
-    """Walk-forward OOS skill of ``target``: pooled model over all symbols, and one model per symbol."""
+    """Walk-forward OOS skill of ``target`` for each family: a pooled model, and one model per symbol.
+
+    ``params`` maps family → hyper-parameter overrides (a flat dict applies to a single family).
+    """
+    families = [families] if isinstance(families, str) else list(families)
+    if len(families) == 1 and params and not all(isinstance(v, dict) for v in params.values()):
+        params = {families[0]: params}
     rows = training_rows(panel, features, target)
     folds = walk_forward_folds(rows["ts"].to_numpy(), cv, reach_bars)
-    oos = oos_predictions(rows, features, target, family, params, folds, seed)
-    evaluation = TargetEvaluation(target, horizon_bars, cross_sectional_metrics(oos, horizon_bars=horizon_bars))
+    ev = TargetEvaluation(target, horizon_bars, cs={})
+    for fam in families:
+        oos = oos_predictions(rows, features, target, fam, params.get(fam, {}), folds, seed)
+        ev.cs_by_family[fam] = cross_sectional_metrics(oos.predictions, horizon_bars=horizon_bars)
+        ev.importance[fam] = oos.importance
+    ev.cs = _mean_dicts(list(ev.cs_by_family.values()))
     if per_symbol:
         for (symbol,), part in rows.partition_by("symbol", as_dict=True, maintain_order=True).items():
-            sym_oos = oos_predictions(part, features, target, family, params, folds, seed)
-            evaluation.symbols[symbol] = time_series_metrics(
-                sym_oos["score"].to_numpy(), sym_oos["y"].to_numpy(), horizon_bars
-            )
-    return evaluation
+            metrics, imps = [], []
+            for fam in families:
+                oos = oos_predictions(part, features, target, fam, params.get(fam, {}), folds, seed)
+                p = oos.predictions
+                metrics.append(time_series_metrics(p["score"].to_numpy(), p["y"].to_numpy(), horizon_bars))
+                if oos.importance:
+                    imps.append(oos.importance)
+            ev.symbols[symbol] = _mean_dicts(metrics)
+            ev.symbol_importance[symbol] = _mean_dicts(imps) if imps else {}
+    return ev

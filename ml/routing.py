@@ -2,7 +2,7 @@
 
 Rules, first match wins (numbers come from :class:`ml.config.RoutingThresholds`):
 
-1. ``no_skill`` — CS not good and fewer than ``frac_some`` of symbols good → BLOCKED.
+1. ``no_skill`` — CS not good and fewer than ``frac_some`` of symbols (or none) good → BLOCKED.
 2. ``suspicious`` — skill01_cs >= suspicious_skill01 and t < suspicious_t_min → BLOCKED (likely leakage).
 3. ``too_many_symbols`` — CS good, per-symbol models wanted, but more symbols than
    ``max_symbols_symbol_specific`` → CROSS_SECTIONAL.
@@ -13,7 +13,8 @@ Rules, first match wins (numbers come from :class:`ml.config.RoutingThresholds`)
 7. ``cs_and_some_symbols`` — CS good, between ``frac_some`` and ``frac_most`` of symbols good → BOTH.
 
 CS good: mean per-timestamp IC >= cs_ic_min and t >= cs_t_min. A symbol is good: its own model's
-time-series IC >= symbol_ic_min and t >= symbol_t_min.
+time-series IC >= symbol_ic_min and t >= symbol_t_min, and it is not itself suspicious (skill01 >=
+suspicious_skill01 with t < suspicious_t_min; such symbols are named in the reason and never count as good).
 """
 
 from __future__ import annotations
@@ -29,8 +30,15 @@ def route_target(ev: TargetEvaluation, th: RoutingThresholds) -> dict[str, Any]:
     """The routing decision document for one target (contract: routing_decision.json)."""
     ic, t = ev.cs["mean_IC"], ev.cs["t_stat"]
     cs_good = ic >= th.cs_ic_min and t >= th.cs_t_min
+    suspicious_symbols = sorted(
+        s for s, m in ev.symbols.items() if skill01(m["ts_IC"]) >= th.suspicious_skill01 and m["t_stat"] < th.suspicious_t_min
+    )
     good = sorted(
-        (s for s, m in ev.symbols.items() if m["ts_IC"] >= th.symbol_ic_min and m["t_stat"] >= th.symbol_t_min),
+        (
+            s
+            for s, m in ev.symbols.items()
+            if m["ts_IC"] >= th.symbol_ic_min and m["t_stat"] >= th.symbol_t_min and s not in suspicious_symbols
+        ),
         key=lambda s: -ev.symbols[s]["ts_IC"],
     )
     n_sym = len(ev.symbols)
@@ -40,7 +48,9 @@ def route_target(ev: TargetEvaluation, th: RoutingThresholds) -> dict[str, Any]:
         f"IC_cs={ic:.4f} (min {th.cs_ic_min}), t_cs={t:.2f} (min {th.cs_t_min}), "
         f"good symbols {len(good)}/{n_sym} = {frac:.2f} (some >= {th.frac_some}, most >= {th.frac_most})"
     )
-    if not cs_good and frac < th.frac_some:
+    if suspicious_symbols:
+        nums += f"; suspicious symbols excluded {suspicious_symbols}"
+    if not cs_good and (frac < th.frac_some or not good):
         rule, route = "no_skill", "BLOCKED"
     elif s01 >= th.suspicious_skill01 and t < th.suspicious_t_min:
         rule, route = "suspicious", "BLOCKED"
@@ -50,7 +60,7 @@ def route_target(ev: TargetEvaluation, th: RoutingThresholds) -> dict[str, Any]:
         nums += f"; {n_sym} symbols > cap {th.max_symbols_symbol_specific}"
     elif cs_good and frac >= th.frac_most:
         rule, route = "cs_and_most_symbols", "CROSS_SECTIONAL"
-    elif cs_good and frac < th.frac_some:
+    elif cs_good and (frac < th.frac_some or not good):
         rule, route = "cs_only", "CROSS_SECTIONAL"
     elif not cs_good:
         if n_sym > th.max_symbols_symbol_specific:

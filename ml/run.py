@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import subprocess
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from contracts.paths import (
     get_globals_dir,
     get_manifest_path,
     get_scoped_artifact_dir,
+    get_target_dir,
     get_target_routing_path,
     get_view_routing_path,
 )
@@ -32,13 +33,18 @@ from contracts.routing import parse_routing
 from ml.config import RunConfig
 from ml.features import ALL_FEATURES, is_target_like, resolve
 from ml.lake import partitions, read_table, table_dir
+from ml.progress import TrainingProgress
 from ml.ranking import TargetEvaluation, evaluate_target
 from ml.routing import route_target
+from ml.selection import select_for_target
+from ml.targets import add_targets
 from ml.training import ModelJob, train_and_write
 
 RANKING_JSON = "target_ranking.json"
 RANKING_PARQUET = "target_ranking.parquet"
-JOBS_JSON = "model_jobs.json"
+SELECTION_JSON = "feature_selection.json"
+SELECTED_FEATURES = "selected_features.json"
+JOBS_DIR = "jobs"
 REUSE_JSON = "reused_from.json"
 
 
@@ -57,41 +63,51 @@ def git_sha(cwd: str | Path | None = None) -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+def progress_for(results: str | Path, cfg: RunConfig, run_dir: Path) -> TrainingProgress:
+    return TrainingProgress(results, cfg.run_id, run_dir.name)
+
+
 # --- data -------------------------------------------------------------------------------------------
 
 
 def load_panel(results: str | Path, cfg: RunConfig) -> tuple[pl.DataFrame, list[str], list[str]]:
-    """The features+targets table of the run's interval, its feature columns and its date partitions."""
-    directory = table_dir(results, "features", cfg.interval_minutes)
-    panel = read_table(directory)
-    features = resolve(cfg.features if cfg.features is not None else [c for c in panel.columns if c in ALL_FEATURES])
-    missing = [t for t in cfg.target_names() if t not in panel.columns]
+    """Features of the run's interval joined with its targets (computed from the bars, which they look ahead in),
+    the feature columns, and the date partitions the data came from."""
+    interval = cfg.bar_interval_minutes
+    feat_dir = table_dir(results, "features", interval)
+    panel = read_table(feat_dir)
+    bars = read_table(table_dir(results, "bars", interval))
+    wanted = cfg.features if cfg.features is not None else [c for c in panel.columns if c in ALL_FEATURES]
+    features = resolve(wanted)
+    missing = [f for f in features if f not in panel.columns]
     if missing:
-        raise KeyError(f"{directory}: target column(s) {missing} missing; re-materialize the features asset")
+        raise KeyError(f"{feat_dir}: feature column(s) {missing} missing; re-materialize the features asset")
+    panel = add_targets(panel.select("ts", "symbol", "close", *features), bars, cfg.targets, interval)
     assert not any(is_target_like(f) for f in features)
-    return panel, features, partitions(directory)
+    return panel, features, partitions(feat_dir)
 
 
 # --- ranking ----------------------------------------------------------------------------------------
 
 
-def rank_targets(panel: pl.DataFrame, features: list[str], cfg: RunConfig) -> list[TargetEvaluation]:
-    """Evaluate every configured target (pooled view and per symbol), best first by CS IC_IR."""
-    evaluations = [
-        evaluate_target(
-            panel,
-            features,
-            spec.name(cfg.interval_minutes),
-            spec.horizon_bars,
-            spec.reach_bars,
-            cfg.ranking_family,
-            cfg.ranking_params,
-            cfg.cv,
-            cfg.seed,
+def rank_targets(
+    panel: pl.DataFrame, features: list[str], cfg: RunConfig, progress: TrainingProgress | None = None
+) -> list[TargetEvaluation]:
+    """Evaluate every configured target (pooled view and per symbol, each ranking family), best first by the
+    cross-sectional t-stat (non-overlapping timestamps, so long horizons are not flattered)."""
+    out = []
+    names = cfg.target_names()
+    for i, spec in enumerate(cfg.targets):
+        name = spec.name(cfg.bar_interval_minutes)
+        if progress:
+            progress.progress("ranking", i, len(names), current_target=name)
+        out.append(
+            evaluate_target(panel, features, name, spec.horizon_bars, spec.reach_bars, list(cfg.ranking_families),
+                            cfg.ranking_params, cfg.cv, cfg.seed)
         )
-        for spec in cfg.targets
-    ]
-    return sorted(evaluations, key=lambda e: -e.cs["IC_IR"])
+        if progress:
+            progress.progress("ranking", i + 1, len(names), current_target=name)
+    return sorted(out, key=lambda e: (-e.cs["t_stat"], e.target))
 
 
 def write_ranking(run_dir: Path, evaluations: list[TargetEvaluation]) -> Path:
@@ -109,6 +125,30 @@ def read_ranking(run_dir: Path) -> list[TargetEvaluation]:
     return [TargetEvaluation(**d) for d in read_json(get_globals_dir(run_dir) / RANKING_JSON)]
 
 
+# --- feature selection --------------------------------------------------------------------------------
+
+
+def select_features(panel: pl.DataFrame, evaluations: list[TargetEvaluation], cfg: RunConfig) -> dict[str, Any]:
+    """``{target: {view: selection}}`` from the ranking's importance consensus."""
+    return {e.target: select_for_target(panel, e, cfg.selection, cfg.seed) for e in evaluations}
+
+
+def write_selection(run_dir: Path, selections: dict[str, Any]) -> list[Path]:
+    """Per target ``targets/<t>/feature_selection/selected_features.json`` and a global summary."""
+    written = []
+    for target, views in sorted(selections.items()):
+        written.append(write_atomic_json(get_target_dir(run_dir, target) / "feature_selection" / SELECTED_FEATURES,
+                                         views))
+    summary = {t: {v: s["selected"] for v, s in views.items()} for t, views in selections.items()}
+    written.append(write_atomic_json(get_globals_dir(run_dir) / SELECTION_JSON, summary))
+    return written
+
+
+def read_selection(run_dir: Path) -> dict[str, dict[str, list[str]]]:
+    """``{target: {view: selected feature list}}``."""
+    return read_json(get_globals_dir(run_dir) / SELECTION_JSON)
+
+
 # --- routing ----------------------------------------------------------------------------------------
 
 
@@ -118,30 +158,32 @@ def decide_routes(evaluations: list[TargetEvaluation], cfg: RunConfig) -> dict[s
 
 def write_routing(run_dir: Path, decisions: dict[str, dict[str, Any]]) -> list[Path]:
     """Routing decisions globally, per target and per trained view (validated before writing)."""
-    parse_routing(decisions)
+    parsed = parse_routing(decisions).root
     written = [write_atomic_json(get_global_routing_path(run_dir), decisions)]
     for target, d in sorted(decisions.items()):
         written.append(write_atomic_json(get_target_routing_path(run_dir, target), {target: d}))
-        for view in parse_routing({target: d}).root[target].views():
+        for view in parsed[target].views():
             written.append(write_atomic_json(get_view_routing_path(run_dir, target, view), {target: d}))
     return written
 
 
 def read_routing(run_dir: Path) -> dict[str, dict[str, Any]]:
     path = get_global_routing_path(run_dir)
-    parse_routing(read_json(path), source=str(path))
-    return read_json(path)
+    doc = read_json(path)
+    parse_routing(doc, source=str(path))
+    return doc
 
 
 def reuse_upstream(src_run_dir: Path, dst_run_dir: Path) -> bool:
-    """Copy ranking and routing artifacts of an earlier run into this one; returns False if same run."""
+    """Copy ranking, selection and routing artifacts of an earlier run into this one; False if same run."""
     if src_run_dir.resolve() == dst_run_dir.resolve():
         return False
-    src_globals = get_globals_dir(src_run_dir)
-    for name in (RANKING_JSON, RANKING_PARQUET):
-        if (src_globals / name).exists():
-            write_atomic_bytes(get_globals_dir(dst_run_dir) / name, (src_globals / name).read_bytes())
-    write_routing(dst_run_dir, read_routing(src_run_dir))
+    for rel in [Path("globals") / RANKING_JSON, Path("globals") / RANKING_PARQUET, Path("globals") / SELECTION_JSON,
+                *[p.relative_to(src_run_dir) for p in src_run_dir.glob(f"targets/*/feature_selection/{SELECTED_FEATURES}")]]:
+        if (src_run_dir / rel).exists():
+            write_atomic_bytes(dst_run_dir / rel, (src_run_dir / rel).read_bytes())
+    if get_global_routing_path(src_run_dir).exists():
+        write_routing(dst_run_dir, read_routing(src_run_dir))
     write_atomic_json(get_globals_dir(dst_run_dir) / REUSE_JSON, {"reused_from": str(src_run_dir)})
     return True
 
@@ -149,66 +191,76 @@ def reuse_upstream(src_run_dir: Path, dst_run_dir: Path) -> bool:
 # --- models -----------------------------------------------------------------------------------------
 
 
-def plan_model_jobs(decisions: dict[str, dict[str, Any]], cfg: RunConfig) -> list[ModelJob]:
-    """Every (target, view, family[, symbol]) the routing decisions ask for."""
+def plan_model_jobs(
+    decisions: dict[str, dict[str, Any]], selections: dict[str, dict[str, list[str]]], cfg: RunConfig
+) -> list[ModelJob]:
+    """Every (target, view, family[, symbol]) the routing decisions ask for, with its selected features."""
     jobs = []
     for target, d in sorted(decisions.items()):
         spec = cfg.target_spec(target)
-        views = parse_routing({target: d}).root[target].views()
-        for view in views:
-            symbols = (d.get("winner_symbols") or []) if view == "SYMBOL_SPECIFIC" else [None]
-            for symbol in symbols:
+        for view in parse_routing({target: d}).root[target].views():
+            features = tuple(selections[target][view])
+            if view == "SYMBOL_SPECIFIC":
+                for symbol in d.get("winner_symbols") or []:
+                    for family in cfg.ss_families:
+                        jobs.append(ModelJob(target, view, family, symbol, spec.horizon_bars, spec.reach_bars,
+                                             features))
+            else:
                 for family in cfg.families:
-                    jobs.append(ModelJob(target, view, family, symbol, spec.horizon_bars, spec.reach_bars))
+                    jobs.append(ModelJob(target, view, family, None, spec.horizon_bars, spec.reach_bars, features))
     return jobs
+
+
+def job_id(job: ModelJob) -> str:
+    """A stable, path-safe id: ``<target>__<view>__<symbol|ALL>__<family>``."""
+    return f"{job.target}__{job.view}__{job.symbol or 'ALL'}__{job.family}"
 
 
 def model_dir_for(run_dir: Path, job: ModelJob) -> Path:
     return get_scoped_artifact_dir(run_dir, job.target, job.view, job.family, job.symbol)
 
 
-def train_models(
-    panel: pl.DataFrame,
-    features: list[str],
-    jobs: list[ModelJob],
-    run_dir: Path,
-    cfg: RunConfig,
-    provenance: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """Train every job; a failing job is recorded (``status: failed`` with the error), never fatal."""
-    outcomes = []
-    for job in jobs:
-        directory = model_dir_for(run_dir, job)
-        record = {**asdict(job), "model_dir": str(directory.relative_to(run_dir))}
-        try:
-            meta = train_and_write(
-                panel,
-                features,
-                job,
-                directory,
-                interval_minutes=cfg.interval_minutes,
-                params=cfg.family_params.get(job.family, {}),
-                cv=cfg.cv,
-                seed=cfg.seed,
-                provenance=provenance,
-            )
-            record.update(status="trained", mean_IC=meta.metrics.mean_IC, IC_IR=meta.metrics.IC_IR)
-        except Exception as exc:  # noqa: BLE001 - one family failing must not lose the run
-            record.update(
-                status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=5)
-            )
-        outcomes.append(record)
-    write_atomic_json(get_globals_dir(run_dir) / JOBS_JSON, outcomes)
-    return outcomes
+@dataclass
+class JobOutcome:
+    status: str
+    record: dict[str, Any]
+
+
+def train_one(panel: pl.DataFrame, job: ModelJob, run_dir: Path, cfg: RunConfig, provenance: dict[str, Any]) -> dict:
+    """Train one job and record its outcome in ``globals/jobs/<job id>.json``; a failure is recorded, not raised."""
+    directory = model_dir_for(run_dir, job)
+    record: dict[str, Any] = {**asdict(job), "features": list(job.features), "job_id": job_id(job),
+                              "model_dir": str(directory.relative_to(run_dir))}
+    try:
+        meta = train_and_write(
+            panel, list(job.features), job, directory, interval_minutes=cfg.bar_interval_minutes,
+            params=cfg.family_params.get(job.family, {}), cv=cfg.cv, seed=cfg.seed, provenance=provenance,
+        )
+        record.update(status="trained", mean_IC=meta.metrics.mean_IC, IC_IR=meta.metrics.IC_IR)
+    except Exception as exc:  # noqa: BLE001 - one family failing must not lose the run
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=5))
+    write_atomic_json(get_globals_dir(run_dir) / JOBS_DIR / f"{job_id(job)}.json", record)
+    return record
+
+
+def train_models(panel: pl.DataFrame, jobs: list[ModelJob], run_dir: Path, cfg: RunConfig,
+                 provenance: dict[str, Any], progress: TrainingProgress | None = None) -> list[dict[str, Any]]:
+    """Train every job in this process (the Dagster graph fans the same calls out per job)."""
+    out = []
+    for i, job in enumerate(jobs):
+        out.append(train_one(panel, job, run_dir, cfg, provenance))
+        if progress:
+            progress.progress("training", i + 1, len(jobs), current_target=job.target, force=False)
+    return out
 
 
 # --- manifest ---------------------------------------------------------------------------------------
 
 
-def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any]) -> dict[str, Any]:
+def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any],
+                   progress: TrainingProgress | None = None) -> dict[str, Any]:
     """Build ``manifest.json`` from the model directories and job outcomes on disk, and write it last."""
-    jobs_path = get_globals_dir(run_dir) / JOBS_JSON
-    outcomes = read_json(jobs_path) if jobs_path.exists() else []
+    outcomes = [read_json(p) for p in sorted((get_globals_dir(run_dir) / JOBS_DIR).glob("*.json"))]
     decisions = read_routing(run_dir)
     metas = [load_model_meta(p) for p in sorted(run_dir.glob(f"targets/*/models/**/{MODEL_META}"))]
     target_index: dict[str, Any] = {}
@@ -227,8 +279,13 @@ def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any]) 
             "auc": None,
             "best_mean_IC": max((m.metrics.mean_IC for m in mine), default=None),
             "n_models": len(mine),
+            "symbols": sorted({m.symbol for m in mine if m.symbol}),
             "failed_jobs": [f"{o['view']}/{o['family']}/{o['symbol'] or '-'}: {o['error']}" for o in failed],
         }
+        if progress:
+            progress.emit("target_complete", target=target,
+                          status="success" if status == "complete" else "failed" if status == "failed" else "success",
+                          models_trained=len(mine), best_auc=None, message=status)
     reuse = get_globals_dir(run_dir) / REUSE_JSON
     doc = {
         "run_id": cfg.run_id,
@@ -241,7 +298,8 @@ def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any]) 
         "experiment_config": cfg.model_dump(mode="json"),
         "run_metadata": {
             **run_metadata,
-            "interval_minutes": cfg.interval_minutes,
+            "interval_minutes": cfg.bar_interval_minutes,
+            "routes": {t: d["route"] for t, d in sorted(decisions.items())},
             "blocked_targets": sorted(t for t, d in decisions.items() if d["route"] == "BLOCKED"),
             "reused_from": read_json(reuse)["reused_from"] if reuse.exists() else None,
         },
@@ -250,4 +308,7 @@ def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any]) 
     manifest = parse_manifest(doc, source=str(get_manifest_path(run_dir)))
     check_target_coverage(manifest, {m.target for m in metas})
     write_atomic_json(get_manifest_path(run_dir), doc)
+    if progress:
+        progress.emit("run_complete", stage="training", progress_pct=100.0, targets_complete=len(target_index),
+                      targets_total=len(decisions))
     return doc

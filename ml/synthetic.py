@@ -1,19 +1,30 @@
 """A seeded synthetic market with planted, documented signal.
 
-Model of one bar step, for symbol ``i`` from bar ``t`` to ``t+1``::
+Per symbol ``i`` and bar ``t`` three i.i.d. N(0,1) signals are drawn, each visible in one field of bar ``t``:
 
-    r(i,t+1) = m(t+1) + sigma(t+1) * (rho * s(i,t) + sqrt(1 - rho**2) * e(i,t+1))
+* ``s_V`` (volume): ``log volume = base_i + intraday shape + 0.5 * (a_V * s_V + sqrt(1 - a_V**2) * u)``;
+* ``s_G`` (opening gap): ``log(open_t / close_{t-1}) = gap_scale * (a_G * s_G + sqrt(1 - a_G**2) * u)``;
+* ``s_W`` (wick imbalance): ``log(upper wick / lower wick) = 0.5 * (n1 - n2) + 2 * k_W * s_W``.
 
-* ``m`` is a market factor common to all symbols (it cancels in every per-timestamp correlation);
-* ``sigma`` is the idiosyncratic volatility, common across symbols, switching between regimes;
-* ``s(i,t) ~ N(0,1)``, i.i.d., is the planted signal: it shows in bar ``t``'s volume,
-  ``log volume = base_i + intraday shape + a*s + sqrt(1-a**2)*u`` with ``a = volume_signal_loading``;
-* ``e, u ~ N(0,1)`` are noise.
+Each signal moves one later bar's return (``r(t+k)`` is the log return of bar ``t+k``)::
 
-So the next-bar return has a true per-timestamp IC of ``rho`` with the signal and
-``rho * a`` with what a model can see (:func:`documented_ics`). A forward return measured over
-``h`` bars starting right after ``t`` keeps IC ``rho * a / sqrt(h)``; one that starts ``g >= 1`` bars
-later (``fwd_ret_*_delay*``) is pure noise: nothing at ``t`` predicts it.
+    r(i,t+1) = m(t+1) + sigma(t+1) * ( rho_V * s_V(i,t)
+                                      + (rho_Gc + g_i * rho_Gs * [i in GAP_SYMBOLS]) * s_G(i,t-1)
+                                      + w_i * rho_W * [i in WICK_SYMBOLS] * s_W(i,t-2)
+                                      + remaining unit-variance noise )
+
+``m`` is a market factor common to all symbols and ``sigma`` a volatility common to all symbols that switches
+between regimes; both cancel in every per-timestamp correlation. ``g_i, w_i = ±1`` are per-symbol signs,
+balanced so that the symbol-specific effects average to zero across the universe (a pooled model cannot use
+them, a per-symbol model can).
+
+So, for the targets (see :func:`documented_ics`):
+
+* ``fwd_ret_<1 bar>`` (next bar) — common signal ``s_V``: cross-sectional IC ``rho_V * a_V`` for every symbol;
+* ``fwd_ret_<1 bar>_delay<1 bar>`` (the bar after next) — weak common ``rho_Gc * a_G`` plus a strong
+  per-symbol effect in GAP_SYMBOLS;
+* ``fwd_ret_<1 bar>_delay<2 bars>`` — only a per-symbol effect in WICK_SYMBOLS;
+* anything starting 3 or more bars after ``t`` — pure noise.
 """
 
 from __future__ import annotations
@@ -23,25 +34,30 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SESSION_OPEN_UTC = (14, 30)
 SESSION_MINUTES = 390
 
 
 class SyntheticMarketConfig(BaseModel):
-    """Parameters of the synthetic market.
+    """Parameters of the synthetic market (all correlations are per bar, returns are fractions).
 
     Attributes:
-        n_symbols: symbols in the universe (default 24).
-        n_bars: bars per symbol (default 3000).
-        interval_minutes: bar length; intraday values must divide the 390-minute session, 1440 = daily.
+        n_symbols: symbols in the universe (24).
+        n_bars: bars per symbol (3000).
+        interval_minutes: bar length; intraday values must divide the 390-minute session; 1440 = daily.
         start: first trading day (UTC date, ISO).
         seed: RNG seed; the same config always yields the same bars.
-        signal_rho: true IC of the planted signal with the next-bar return (default 0.15).
-        volume_signal_loading: correlation of the log-volume shock with the signal (default 0.8).
-        base_vol_per_bar_frac: idiosyncratic volatility per bar of a 5-minute bar, as a fraction
-            (default 0.002); scaled by sqrt(interval/5).
+        rho_volume: loading of the next-bar return on the volume signal (0.06).
+        volume_loading: correlation of the log-volume shock with its signal (0.8).
+        rho_gap_common: loading of the return two bars ahead on the gap signal, all symbols (0.04).
+        rho_gap_symbol: extra ± loading in GAP_SYMBOLS (0.25).
+        gap_loading: correlation of the opening gap with its signal (0.8).
+        rho_wick_symbol: ± loading of the return three bars ahead on the wick signal in WICK_SYMBOLS (0.25).
+        wick_signal_scale: ``k_W`` above (0.5; the log wick ratio then correlates 0.82 with its signal).
+        frac_gap_symbols, frac_wick_symbols: shares of the universe with a per-symbol effect (0.25 each, disjoint).
+        base_vol_per_bar_frac: idiosyncratic volatility of a 5-minute bar (0.002), scaled by sqrt(interval/5).
         regime_vol_multipliers: volatility multipliers of the regimes the market switches between.
         regime_mean_bars: mean regime length in bars.
     """
@@ -53,19 +69,86 @@ class SyntheticMarketConfig(BaseModel):
     interval_minutes: int = Field(5, ge=1, le=1440)
     start: str = "2024-01-02"
     seed: int = 7
-    signal_rho: float = Field(0.15, ge=0, lt=1)
-    volume_signal_loading: float = Field(0.8, ge=0, le=1)
+    rho_volume: float = Field(0.06, ge=0, lt=1)
+    volume_loading: float = Field(0.8, ge=0, le=1)
+    rho_gap_common: float = Field(0.04, ge=0, lt=1)
+    rho_gap_symbol: float = Field(0.25, ge=0, lt=1)
+    gap_loading: float = Field(0.8, ge=0, le=1)
+    rho_wick_symbol: float = Field(0.25, ge=0, lt=1)
+    wick_signal_scale: float = Field(0.5, ge=0)
+    frac_gap_symbols: float = Field(0.25, ge=0, le=0.5)
+    frac_wick_symbols: float = Field(0.25, ge=0, le=0.5)
     base_vol_per_bar_frac: float = Field(0.002, gt=0)
     regime_vol_multipliers: tuple[float, ...] = (0.7, 1.0, 1.6)
     regime_mean_bars: int = Field(500, ge=1)
 
+    @model_validator(mode="after")
+    def _variance_budget(self) -> SyntheticMarketConfig:
+        worst = self.rho_volume**2 + (self.rho_gap_common + self.rho_gap_symbol) ** 2 + self.rho_wick_symbol**2
+        if worst >= 1:
+            raise ValueError(f"signal loadings explain {worst:.2f} >= 1 of a return's variance")
+        return self
+
+    @property
+    def wick_loading(self) -> float:
+        """Correlation of the log wick ratio with its signal."""
+        k = self.wick_signal_scale
+        return 2 * k / math.sqrt(0.5 + 4 * k * k)
+
+
+def symbol_names(n: int) -> list[str]:
+    """Deterministic tickers ``SYM000``, ``SYM001``, …"""
+    return [f"SYM{i:03d}" for i in range(n)]
+
+
+def planted_symbols(cfg: SyntheticMarketConfig) -> dict[str, dict[str, int]]:
+    """``{"gap": {symbol: sign}, "wick": {symbol: sign}}``: who carries a per-symbol effect, and its sign."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    order = rng.permutation(cfg.n_symbols)
+    n_gap = int(round(cfg.frac_gap_symbols * cfg.n_symbols))
+    n_wick = int(round(cfg.frac_wick_symbols * cfg.n_symbols))
+    names = symbol_names(cfg.n_symbols)
+    gap = [names[i] for i in sorted(order[:n_gap])]
+    wick = [names[i] for i in sorted(order[n_gap : n_gap + n_wick])]
+    return {
+        "gap": {s: (1 if k % 2 == 0 else -1) for k, s in enumerate(gap)},
+        "wick": {s: (1 if k % 2 == 0 else -1) for k, s in enumerate(wick)},
+    }
+
 
 def documented_ics(cfg: SyntheticMarketConfig, horizon_bars: int = 1, delay_bars: int = 0) -> dict[str, float]:
-    """The planted truth for a forward-return target: IC with the signal and IC reachable from the bars."""
-    if delay_bars > 0:
-        return {"signal_ic": 0.0, "observable_ic": 0.0}
-    signal_ic = cfg.signal_rho / math.sqrt(horizon_bars)
-    return {"signal_ic": signal_ic, "observable_ic": signal_ic * cfg.volume_signal_loading}
+    """The planted truth for a forward return over ``horizon_bars`` bars starting ``delay_bars`` after ``t``.
+
+    Returns:
+        ``cs_ic``: per-timestamp IC of the best pooled predictor that sees the bars;
+        ``symbol_ic``: time-series IC of the best per-symbol predictor in a symbol carrying the per-symbol effect;
+        ``plain_symbol_ic``: the same in a symbol without it.
+    The per-bar return variance inside the window is 1 per bar (a forward return over ``h`` bars divides by
+    ``sqrt(h)``); volatility regimes and the market factor do not change these correlations.
+    """
+    bars = range(delay_bars + 1, delay_bars + horizon_bars + 1)  # r(t+k) for k in bars
+    norm = math.sqrt(horizon_bars)
+    cs = sym_gap = sym_wick = plain = 0.0
+    if 1 in bars:
+        v = cfg.rho_volume * cfg.volume_loading
+        cs += v**2
+        sym_gap += v**2
+        sym_wick += v**2
+        plain += v**2
+    if 2 in bars:
+        c = cfg.rho_gap_common * cfg.gap_loading
+        cs += c**2
+        plain += c**2
+        sym_wick += c**2
+        sym_gap += ((cfg.rho_gap_common + cfg.rho_gap_symbol) * cfg.gap_loading) ** 2  # the g_i = +1 symbols
+    if 3 in bars:
+        sym_wick += (cfg.rho_wick_symbol * cfg.wick_loading) ** 2
+    return {
+        "cs_ic": math.sqrt(cs) / norm,
+        "gap_symbol_ic": math.sqrt(sym_gap) / norm,
+        "wick_symbol_ic": math.sqrt(sym_wick) / norm,
+        "plain_symbol_ic": math.sqrt(plain) / norm,
+    }
 
 
 def trading_timestamps(start: str, n_bars: int, interval_minutes: int) -> list[datetime]:
@@ -86,9 +169,23 @@ def trading_timestamps(start: str, n_bars: int, interval_minutes: int) -> list[d
     return out[:n_bars]
 
 
-def symbol_names(n: int) -> list[str]:
-    """Deterministic tickers ``SYM000``, ``SYM001``, …"""
-    return [f"SYM{i:03d}" for i in range(n)]
+def _regime_sigma(cfg: SyntheticMarketConfig, rng: np.random.Generator, scale: float) -> np.ndarray:
+    t_len = cfg.n_bars
+    regimes = np.empty(t_len, dtype=np.int64)
+    k, state = 0, 1 % len(cfg.regime_vol_multipliers)
+    while k < t_len:
+        length = int(rng.geometric(1.0 / cfg.regime_mean_bars))
+        regimes[k : k + length] = state
+        k += length
+        state = int(rng.integers(len(cfg.regime_vol_multipliers)))
+    return cfg.base_vol_per_bar_frac * scale * np.asarray(cfg.regime_vol_multipliers)[regimes]
+
+
+def _lag(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` shifted ``k`` bars later along time (zeros before the start)."""
+    out = np.zeros_like(x)
+    out[:, k:] = x[:, :-k]
+    return out
 
 
 def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
@@ -97,52 +194,52 @@ def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
     n, t_len = cfg.n_symbols, cfg.n_bars
     ts = trading_timestamps(cfg.start, t_len, cfg.interval_minutes)
     scale = math.sqrt(cfg.interval_minutes / 5.0)
+    sigma = _regime_sigma(cfg, rng, scale)
+    names = symbol_names(n)
+    planted = planted_symbols(cfg)
+    g = np.array([planted["gap"].get(s, 0) for s in names], dtype=float)[:, None]
+    w = np.array([planted["wick"].get(s, 0) for s in names], dtype=float)[:, None]
 
-    # volatility regimes (common to all symbols)
-    regimes = np.empty(t_len, dtype=np.int64)
-    k, state = 0, 1 % len(cfg.regime_vol_multipliers)
-    while k < t_len:
-        length = int(rng.geometric(1.0 / cfg.regime_mean_bars))
-        regimes[k : k + length] = state
-        k += length
-        state = int(rng.integers(len(cfg.regime_vol_multipliers)))
-    sigma = cfg.base_vol_per_bar_frac * scale * np.asarray(cfg.regime_vol_multipliers)[regimes]
-
-    signal = rng.standard_normal((n, t_len))
-    noise = rng.standard_normal((n, t_len))
+    s_v, s_g, s_w = (rng.standard_normal((n, t_len)) for _ in range(3))
+    gap_coef = cfg.rho_gap_common + g * cfg.rho_gap_symbol
+    wick_coef = w * cfg.rho_wick_symbol
+    loading = cfg.rho_volume * _lag(s_v, 1) + gap_coef * _lag(s_g, 2) + wick_coef * _lag(s_w, 3)
+    explained = cfg.rho_volume**2 + gap_coef**2 + wick_coef**2
+    noise = rng.standard_normal((n, t_len)) * np.sqrt(1.0 - explained)
     market = rng.standard_normal(t_len) * 0.6 * cfg.base_vol_per_bar_frac * scale
-    rho = cfg.signal_rho
-    ret = np.empty((n, t_len))
-    ret[:, 0] = sigma[0] * noise[:, 0]
-    ret[:, 1:] = market[1:] + sigma[1:] * (rho * signal[:, :-1] + math.sqrt(1 - rho**2) * noise[:, 1:])
+    ret = market[None, :] + sigma[None, :] * (loading + noise)
 
     log_close = np.log(rng.uniform(20, 200, size=(n, 1))) + np.cumsum(ret, axis=1)
     close = np.exp(log_close)
     prev_close = np.concatenate([close[:, :1] * np.exp(-ret[:, :1]), close[:, :-1]], axis=1)
-    open_ = prev_close * np.exp(rng.standard_normal((n, t_len)) * 0.1 * sigma)
-    wick = np.abs(rng.standard_normal((n, t_len, 2))) * 0.5 * sigma[None, :, None]
-    high = np.maximum(open_, close) * np.exp(wick[..., 0])
-    low = np.minimum(open_, close) * np.exp(-wick[..., 1])
+    a_g = cfg.gap_loading
+    gap = 0.25 * sigma * (a_g * s_g + math.sqrt(1 - a_g**2) * rng.standard_normal((n, t_len)))
+    open_ = prev_close * np.exp(gap)
+    k = cfg.wick_signal_scale
+    upper = 0.5 * sigma * np.exp(0.5 * rng.standard_normal((n, t_len)) + k * s_w)
+    lower = 0.5 * sigma * np.exp(0.5 * rng.standard_normal((n, t_len)) - k * s_w)
+    high = np.maximum(open_, close) * np.exp(upper)
+    low = np.minimum(open_, close) * np.exp(-lower)
 
     minutes = np.array([(x.hour * 60 + x.minute) for x in ts], dtype=float)
-    intraday = 0.3 * np.cos(2 * np.pi * (minutes - 14.5 * 60) / SESSION_MINUTES) if cfg.interval_minutes < 1440 else 0
-    a = cfg.volume_signal_loading
+    intraday = (
+        0.05 * np.cos(2 * np.pi * (minutes - 14.5 * 60) / SESSION_MINUTES) if cfg.interval_minutes < 1440 else 0.0
+    )
+    a_v = cfg.volume_loading
     log_vol = (
         np.log(rng.uniform(2e4, 5e5, size=(n, 1)) * scale**2)
         + intraday
-        + 0.5 * (a * signal + math.sqrt(1 - a**2) * rng.standard_normal((n, t_len)))
+        + 0.5 * (a_v * s_v + math.sqrt(1 - a_v**2) * rng.standard_normal((n, t_len)))
     )
     volume = np.round(np.exp(log_vol))
     vwap = np.clip((high + low + 2 * close) / 4, low, high)
     trades = np.maximum(1, np.round(volume / rng.uniform(80, 150, size=(n, 1)))).astype(np.int64)
 
-    syms = symbol_names(n)
+    naive = np.array([x.replace(tzinfo=None) for x in ts], dtype="datetime64[us]")
     return pl.DataFrame(
         {
-            "ts": pl.Series(
-                np.tile(np.array([x.replace(tzinfo=None) for x in ts], dtype="datetime64[us]"), n)
-            ).dt.replace_time_zone("UTC"),
-            "symbol": np.repeat(syms, t_len),
+            "ts": pl.Series(np.tile(naive, n)).dt.replace_time_zone("UTC"),
+            "symbol": np.repeat(names, t_len),
             "open": open_.ravel(),
             "high": high.ravel(),
             "low": low.ravel(),

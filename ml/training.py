@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import polars as pl
 
@@ -61,6 +62,7 @@ class ModelJob:
         family: canonical family name.
         symbol: the symbol of a SYMBOL_SPECIFIC model.
         horizon_bars, reach_bars: the target's horizon and how far past ``t`` it reads (for purging).
+        features: the selected feature list (sorted).
     """
 
     target: str
@@ -69,6 +71,7 @@ class ModelJob:
     symbol: str | None
     horizon_bars: int
     reach_bars: int
+    features: tuple[str, ...] = ()
 
 
 def train_and_write(
@@ -93,7 +96,7 @@ def train_and_write(
     if rows.height < 100:
         raise ValueError(f"{job}: only {rows.height} usable rows")
     folds = walk_forward_folds(rows["ts"].to_numpy(), cv, job.reach_bars)
-    oos = oos_predictions(rows, features, job.target, job.family, p, folds, seed)
+    oos = oos_predictions(rows, features, job.target, job.family, p, folds, seed).predictions
     cross = job.view == "CROSS_SECTIONAL"
     if cross:
         m = cross_sectional_metrics(oos, horizon_bars=job.horizon_bars)
@@ -121,6 +124,10 @@ def train_and_write(
         staged = Path(tmp) / model_path.name
         fam.save(model, staged)
         write_atomic_bytes(model_path, staged.read_bytes())
+        for name, obj in getattr(fam, "extra_artifacts", lambda _m: {})(model).items():
+            extra = Path(tmp) / name
+            joblib.dump(obj, extra)
+            write_atomic_bytes(model_dir / name, extra.read_bytes())
     checksum = sha256_file(model_path)
 
     n_val = int(oos.height)

@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from contracts.manifest import load_manifest
-from tests.conftest import DEMO_CONFIG, REPO, free_port
+from tests.conftest import REPO, free_port
+
+SMOKE_CONFIG = str(REPO / "configs" / "smoke.yaml")
 
 ASSET_GRAPH_QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 
@@ -29,7 +31,7 @@ def dagster_dev(tmp_path: Path):
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     results = tmp_path / "RESULTS"
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FOXLAKE_RESULTS": str(results), "FOXLAKE_CONFIG": DEMO_CONFIG,
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FOXLAKE_RESULTS": str(results), "FOXLAKE_CONFIG": SMOKE_CONFIG,
            "PYTHONPATH": str(REPO)}
     dagster = Path(os.sys.executable).with_name("dagster")
     log = open(tmp_path / "dagster_dev.log", "w")
@@ -78,9 +80,9 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
     nodes = _graphql(base, ASSET_GRAPH_QUERY)["assetNodes"]
     deps = {n["assetKey"]["path"][-1]: {d["path"][-1] for d in n["dependencyKeys"]} for n in nodes}
     assert deps == {
-        "bars": set(), "features": {"bars"}, "target_ranking": {"features"},
-        "routing_decisions": {"target_ranking"}, "models": {"routing_decisions"}, "manifest": {"models"},
-        "model_catalog": {"manifest"},
+        "bars": set(), "features": {"bars"}, "target_ranking": {"features"}, "feature_selection": {"target_ranking"},
+        "routing_decisions": {"feature_selection"}, "models": {"routing_decisions"},
+        "manifest": {"routing_decisions"}, "model_catalog": {"manifest"},
     }
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
@@ -94,6 +96,6 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
         assert time.monotonic() < deadline, f"run {run_id} still {status}"
         time.sleep(1)
     assert status == DagsterRunStatus.SUCCESS
-    (manifest_path,) = list(results.glob("runs/demo/*/manifest.json"))
+    (manifest_path,) = list(results.glob("runs/smoke/*/manifest.json"))
     assert load_manifest(manifest_path).run_metadata["dagster_run_id"] == run_id
     assert (results / "catalog.duckdb").is_file()

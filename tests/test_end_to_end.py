@@ -21,6 +21,12 @@ from contracts.routing import load_routing
 from tests.conftest import DEMO_CONFIG, REPO, free_port
 
 
+def _demo_targets() -> set[str]:
+    from ml.config import load_run_config
+
+    return set(load_run_config(DEMO_CONFIG).target_names())
+
+
 def _run_dirs(results: Path) -> list[Path]:
     return sorted(p.parent for p in results.glob("runs/*/*/manifest.json"))
 
@@ -40,7 +46,8 @@ def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
         assert sha256_file(model_file) == meta.model_checksum
         assert meta.interval_minutes == 5.0
         assert path.parent.name == f"family={meta.family}"
-        assert path.parent.parent.name == f"view={meta.view}"
+        view_dir = path.parent.parent if meta.symbol is None else path.parent.parent.parent
+        assert view_dir.name == f"view={meta.view}"
         for extra in ("fingerprints.json", "reproducibility.json"):
             assert (path.parent / extra).is_file()
         assert read_json(path.parent / "fingerprints.json")["model_sha256"] == meta.model_checksum
@@ -49,13 +56,25 @@ def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
         assert meta.family in entry.families_trained
         assert entry.status == "complete"
     routing = load_routing(get_global_routing_path(run_dir)).root
-    assert set(routing) == {"fwd_ret_5m", "fwd_ret_15m_delay5m"}
+    assert set(routing) == set(manifest.experiment_config and _demo_targets())
     for target, decision in routing.items():
         assert load_routing(get_target_routing_path(run_dir, target)).root[target] == decision
         for view in decision.views():
             assert load_routing(get_view_routing_path(run_dir, target, view)).root[target] == decision
-    assert routing["fwd_ret_15m_delay5m"].route == "BLOCKED"
-    assert routing["fwd_ret_5m"].route in ("CROSS_SECTIONAL", "BOTH")
+        selected = read_json(run_dir / "targets" / target / "feature_selection" / "selected_features.json")
+        assert set(selected) == {"CROSS_SECTIONAL", "SYMBOL_SPECIFIC"}
+    # the demo's promise: >= 3 trained targets, all six families, both views, every route, noise blocked
+    assert len(manifest.target_index) >= 3
+    families = {f for e in manifest.target_index.values() for f in e.families_trained}
+    assert families == {"LightGBM", "XGBoost", "CatBoost", "Ridge", "ElasticNet", "MLP"}
+    views = {load_model_meta(p).view for p in metas}
+    assert views == {"CROSS_SECTIONAL", "SYMBOL_SPECIFIC"}
+    assert {d.route for d in routing.values()} == {"CROSS_SECTIONAL", "SYMBOL_SPECIFIC", "BOTH", "BLOCKED"}
+    for noise in ("fwd_ret_15m_delay15m", "fwd_ret_30m_delay30m"):
+        assert routing[noise].route == "BLOCKED"
+    ss = [load_model_meta(p) for p in metas if "view=SYMBOL_SPECIFIC" in str(p)]
+    assert all(f"symbol={m.symbol}" in str(p) for m, p in zip(ss, [p for p in metas if "view=SYMBOL_SPECIFIC" in str(p)],
+                                                             strict=True))
     assert manifest.run_metadata["dagster_run_id"]
     assert manifest.config_digest and len(manifest.config_digest) == 64
 
@@ -74,7 +93,7 @@ def test_catalog_counts_every_model_meta(pipeline_results: Path, cli_env: dict) 
     assert json.loads(out.stdout) == [{"n": n_files}]
     table = _foxlake(["catalog", "sql", "select target, route from routing_decisions where scope = 'global'"],
                      pipeline_results, cli_env)
-    assert "fwd_ret_15m_delay5m | BLOCKED" in table.stdout
+    assert "fwd_ret_15m_delay15m | BLOCKED" in table.stdout
 
 
 def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: Path) -> None:
@@ -106,16 +125,19 @@ def test_checksum_mismatch_is_refused_in_strict_mode_and_flagged_in_the_catalog(
     from catalog import build_catalog, sql
     from live.loader import ModelLoadError, load_model
 
-    (meta_path,) = [p for p in results_copy.glob("runs/**/model_meta.json")][:1]
+    meta_path = sorted(results_copy.glob("runs/**/view=CROSS_SECTIONAL/family=LightGBM/model_meta.json"))[0]
     model_file = meta_path.parent / load_model_meta(meta_path).model_file
     model_file.write_text(model_file.read_text() + "\n# tampered\n")
     with pytest.raises(ModelLoadError, match="does not match"):
         load_model(meta_path.parent, strict=True)
     assert load_model(meta_path.parent, strict=False).checksum_status == "mismatch"
     build_catalog(results_copy)
-    assert sql(results_copy, "select checksum_ok from models")["checksum_ok"].to_list() == [False]
+    rel = meta_path.parent.relative_to(results_copy).as_posix()
+    flags = sql(results_copy, "select model_dir, checksum_ok from models")
+    assert flags.filter(flags["model_dir"] == rel)["checksum_ok"].to_list() == [False]
+    assert flags["checksum_ok"].sum() == flags.height - 1
     # the default policy never selects a model whose checksum is wrong
-    assert sql(results_copy, "select count(*) as n from best_models")["n"][0] == 0
+    assert rel not in sql(results_copy, "select model_dir from best_models")["model_dir"].to_list()
 
 
 def test_interval_mismatch_is_refused(pipeline_results: Path) -> None:
@@ -131,7 +153,10 @@ def test_replay_then_bridge_serves_its_state_over_http(results_copy: Path, cli_e
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["models_loaded"] > 0 and summary["predictions"] > 0 and summary["cycles"] == 20
-    assert summary["predictions"] == 20 * summary["symbols"] * summary["models_loaded"]
+    n_ss = sum("SYMBOL_SPECIFIC" in m for m in summary["models"])
+    n_cs = summary["models_loaded"] - n_ss
+    assert summary["predictions"] == 20 * (n_cs * summary["symbols"] + n_ss)
+    assert summary["incomplete_inputs"] == 0
 
     port = free_port()
     server = subprocess.Popen(

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from contracts.families import canonical_family
 from ml.families.base import ModelFamily
+from ml.families.catboost_family import CatBoostFamily
 from ml.families.lightgbm_family import LightGBMFamily
+from ml.families.linear_family import ElasticNetFamily, RidgeFamily
+from ml.families.mlp_family import MLPFamily
+from ml.families.xgboost_family import XGBoostFamily
 
-_REGISTRY: dict[str, type[ModelFamily]] = {cls.name: cls for cls in (LightGBMFamily,)}
+_REGISTRY: dict[str, type[ModelFamily]] = {
+    cls.name: cls for cls in (LightGBMFamily, XGBoostFamily, CatBoostFamily, RidgeFamily, ElasticNetFamily, MLPFamily)
+}
 
 
 def get_family(name: str) -> ModelFamily:

@@ -45,6 +45,14 @@ class ModelFamily(ABC):
         """Feature importance normalised to sum to 1 (empty when the family has none)."""
         return {}
 
+    def extra_artifacts(self, model: Any) -> dict[str, object]:
+        """Optional companion objects to write beside the model file (file name → object, saved with joblib).
+
+        Empty by default; families with separate preprocessing (e.g. the linear families' imputer and scaler)
+        return them here so the trainer can store them in the model directory.
+        """
+        return {}
+
 
 def normalise_importance(values: np.ndarray, names: list[str]) -> dict[str, float]:
     values = np.abs(np.asarray(values, dtype=float))

@@ -23,7 +23,7 @@ class LightGBMFamily(ModelFamily):
         "bagging_freq": 1,
         "lambda_l2": 10.0,
         "num_boost_round": 150,
-        "num_threads": 2,
+        "num_threads": 1,
         "deterministic": True,
         "force_row_wise": True,
         "verbosity": -1,

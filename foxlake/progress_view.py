@@ -1,0 +1,60 @@
+"""A terminal progress bar that follows the training events a run writes (RESULTS/training/events.jsonl)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from ml.progress import read_training_events, training_events_path
+
+WIDTH = 30
+
+
+class ProgressView:
+    """Prints one bar line per training event of runs started after it was created."""
+
+    def __init__(self, results: Path, stream=sys.stdout, poll_seconds: float = 0.5) -> None:
+        self.results = results
+        self.stream = stream
+        self.poll_seconds = poll_seconds
+        path = training_events_path(results)
+        self.offset = sum(1 for _ in open(path, encoding="utf-8")) if path.exists() else 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ProgressView:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._drain()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self._drain()
+
+    def _drain(self) -> None:
+        events = read_training_events(self.results, self.offset)
+        self.offset += len(events)
+        for ev in events:
+            self.stream.write(render(ev) + "\n")
+        self.stream.flush()
+
+
+def render(ev: dict) -> str:
+    """``      [##########....................]  33% ranking  fwd_ret_5m``"""
+    kind = ev["event_type"]
+    if kind in ("progress", "stage_change"):
+        pct = ev.get("progress_pct") or 0.0
+        filled = int(round(WIDTH * pct / 100))
+        what = ev.get("current_target") or ("stage " + (ev.get("stage") or "")) if kind == "stage_change" else ""
+        what = ev.get("current_target") or what
+        return f"      [{'#' * filled}{'.' * (WIDTH - filled)}] {pct:5.1f}% {ev.get('stage', '')} {what}".rstrip()
+    if kind == "target_complete":
+        return f"      target {ev['target']}: {ev.get('message', ev.get('status'))}, {ev.get('models_trained', 0)} model(s)"
+    if kind == "run_complete":
+        return f"      run complete: {ev.get('targets_complete', 0)} target(s) trained"
+    return f"      {kind}: {ev.get('message', '')}"

@@ -1,0 +1,774 @@
+"""Unit tests of the pure-compute layer ``ml/``: synthetic market, bars, features, targets, metrics, CV,
+routing, ranking, the LightGBM family, run config and the lake.
+
+Everything runs on small seeded markets (no mocks); the whole file takes seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from contracts.routing import parse_routing
+from ml.bars import BarSchemaError, validate_bars
+from ml.config import RoutingThresholds, RunConfig, load_run_config
+from ml.cv import CVConfig, walk_forward_folds
+from ml.families import get_family
+from ml.features import (
+    ALL_FEATURES,
+    FEATURES_BY_NAME,
+    build_features,
+    is_target_like,
+    max_lookback_bars,
+    resolve,
+)
+from ml.lake import partitions, read_table, table_dir, write_partitions
+from ml.metrics import cross_sectional_metrics, per_timestamp_ic, skill01, summarize_ic
+from ml.ranking import TargetEvaluation, evaluate_target
+from ml.routing import route_target
+from ml.synthetic import SyntheticMarketConfig, documented_ics, make_market
+from ml.targets import TargetSpec, add_targets
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = SyntheticMarketConfig(n_symbols=12, n_bars=1500)
+PLANTED = TargetSpec(horizon_bars=1)  # fwd_ret_5m
+DELAYED = TargetSpec(horizon_bars=3, delay_bars=1)  # fwd_ret_15m_delay5m: pure noise
+FAST_LGBM = {"num_boost_round": 30}
+
+
+@pytest.fixture(scope="module")
+def bars() -> pl.DataFrame:
+    return validate_bars(make_market(SMALL), source="synthetic")
+
+
+@pytest.fixture(scope="module")
+def panel(bars) -> pl.DataFrame:
+    return add_targets(build_features(bars), bars, [PLANTED, DELAYED], SMALL.interval_minutes)
+
+
+def _with_value(df: pl.DataFrame, row: int, column: str, value) -> pl.DataFrame:
+    """``df`` with one cell replaced (row is the 0-based position)."""
+    return df.with_columns(
+        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
+
+
+def _assert_frames_close(a: pl.DataFrame, b: pl.DataFrame, columns: list[str], rtol: float = 1e-9) -> None:
+    """Same keys, same null pattern, values equal within a tolerance."""
+    assert a.select("ts", "symbol").equals(b.select("ts", "symbol"))
+    for c in columns:
+        x, y = a[c], b[c]
+        assert x.is_null().to_list() == y.is_null().to_list(), f"{c}: null pattern differs"
+        xv = x.fill_null(0.0).to_numpy().astype(float)
+        yv = y.fill_null(0.0).to_numpy().astype(float)
+        assert np.allclose(xv, yv, rtol=rtol, atol=1e-12), f"{c}: max abs diff {np.nanmax(np.abs(xv - yv))}"
+
+
+# --- 1. synthetic market ------------------------------------------------------------------------------
+
+
+def test_market_is_deterministic_per_config_and_seed():
+    a = make_market(SMALL)
+    b = make_market(SyntheticMarketConfig(n_symbols=12, n_bars=1500))
+    assert a.equals(b)
+    other = make_market(SMALL.model_copy(update={"seed": SMALL.seed + 1}))
+    assert other.shape == a.shape
+    assert not other.equals(a)
+    assert not np.allclose(other["close"].to_numpy(), a["close"].to_numpy())
+
+
+def test_market_shape_ohlc_consistency_and_schema(bars):
+    raw = make_market(SMALL)
+    assert raw.height == SMALL.n_symbols * SMALL.n_bars
+    assert raw["symbol"].n_unique() == SMALL.n_symbols
+    # already valid, sorted and unique: validation changes nothing
+    assert validate_bars(raw, source="synthetic").equals(raw)
+    o, h, lo, c = (raw[k].to_numpy() for k in ("open", "high", "low", "close"))
+    assert (h >= np.maximum(o, c)).all()
+    assert (lo <= np.minimum(o, c)).all()
+    assert (o > 0).all() and (h > 0).all() and (lo > 0).all() and (c > 0).all()
+    assert (raw["volume"].to_numpy() >= 0).all()
+    vwap = raw["vwap"].to_numpy()
+    assert ((vwap >= lo) & (vwap <= h)).all()
+    assert raw.select(pl.struct("symbol", "ts").is_unique().all()).item()
+
+
+def test_intraday_timestamps_lie_in_the_session_on_weekdays():
+    cfg = SyntheticMarketConfig(n_symbols=2, n_bars=78 * 7, interval_minutes=5)
+    ts = make_market(cfg).filter(pl.col("symbol") == "SYM000")["ts"].to_list()
+    assert len(ts) == cfg.n_bars
+    assert all(t.tzinfo is not None and t.utcoffset() == timedelta(0) for t in ts)
+    assert all(t.weekday() < 5 for t in ts)
+    assert all(time(14, 30) < t.time() <= time(21, 0) for t in ts)
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    per_day: dict[date, int] = {}
+    for t in ts:
+        per_day[t.date()] = per_day.get(t.date(), 0) + 1
+    assert set(per_day.values()) == {78}  # 390 minutes / 5
+    assert min(ts) == datetime(2024, 1, 2, 14, 35, tzinfo=UTC)
+
+
+def test_daily_interval_gives_one_bar_per_weekday():
+    cfg = SyntheticMarketConfig(n_symbols=3, n_bars=60, interval_minutes=1440)
+    ts = make_market(cfg).filter(pl.col("symbol") == "SYM001")["ts"].to_list()
+    days = [t.date() for t in ts]
+    assert len(days) == 60 and len(set(days)) == 60
+    expected, d = [], date(2024, 1, 2)
+    while len(expected) < 60:
+        if d.weekday() < 5:
+            expected.append(d)
+        d += timedelta(days=1)
+    assert days == expected
+    assert all(t.time() == time(21, 0) for t in ts)
+
+
+def test_interval_must_divide_the_session():
+    with pytest.raises(ValueError, match="390"):
+        make_market(SyntheticMarketConfig(n_symbols=2, n_bars=100, interval_minutes=7))
+
+
+def test_planted_signal_matches_documented_ic(panel):
+    obs = documented_ics(SMALL)["observable_ic"]
+    assert obs == pytest.approx(SMALL.signal_rho * SMALL.volume_signal_loading)
+    for feat in ("volume_z_50", "cs_rank_volume_z_20"):
+        ic = per_timestamp_ic(panel, feat, PLANTED.name(5))["IC"].mean()
+        assert abs(ic - obs) < 0.04, (feat, ic, obs)
+        noise_ic = per_timestamp_ic(panel, feat, DELAYED.name(5))["IC"].mean()
+        assert documented_ics(SMALL, DELAYED.horizon_bars, DELAYED.delay_bars)["observable_ic"] == 0.0
+        assert abs(noise_ic) < 0.03, (feat, noise_ic)
+    # a 3-bar return starting right after t keeps IC rho*a/sqrt(3)
+    bars3 = make_market(SMALL)
+    three = TargetSpec(horizon_bars=3)
+    p3 = add_targets(build_features(bars3, ["volume_z_50"]), bars3, [three], 5)
+    ic3 = per_timestamp_ic(p3, "volume_z_50", three.name(5))["IC"].mean()
+    assert abs(ic3 - documented_ics(SMALL, 3)["observable_ic"]) < 0.04
+
+
+def test_market_without_signal_has_no_ic():
+    cfg = SMALL.model_copy(update={"signal_rho": 0.0})
+    b = make_market(cfg)
+    p = add_targets(build_features(b, ["volume_z_50"]), b, [PLANTED], 5)
+    assert abs(per_timestamp_ic(p, "volume_z_50", "fwd_ret_5m")["IC"].mean()) < 0.03
+
+
+# --- 2. validate_bars -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def few_bars() -> pl.DataFrame:
+    return make_market(SyntheticMarketConfig(n_symbols=3, n_bars=60))
+
+
+def test_negative_close_names_source_row_and_column(few_bars):
+    bad = _with_value(few_bars, 7, "close", -1.0)
+    with pytest.raises(BarSchemaError) as exc:
+        validate_bars(bad, source="feed_x.csv")
+    msg = str(exc.value)
+    assert "feed_x.csv" in msg and "row 7" in msg and "'close'" in msg
+
+
+def test_high_below_low_names_source_row_and_column(few_bars):
+    low7 = few_bars["low"][7]
+    bad = _with_value(few_bars, 7, "high", low7 * 0.5)
+    with pytest.raises(BarSchemaError) as exc:
+        validate_bars(bad, source="feed_y")
+    msg = str(exc.value)
+    assert "feed_y" in msg and "row 7" in msg and "'high'" in msg
+
+
+def test_missing_column_names_source_and_column(few_bars):
+    with pytest.raises(BarSchemaError) as exc:
+        validate_bars(few_bars.drop("volume"), source="feed_z")
+    assert "feed_z" in str(exc.value) and "volume" in str(exc.value)
+
+
+def _unparsable_close(df: pl.DataFrame) -> pl.DataFrame:
+    as_text = df.with_columns(pl.col("close").cast(pl.String))
+    return _with_value(as_text, 7, "close", "abc")
+
+
+def test_unparsable_value_names_source_and_column(few_bars):
+    with pytest.raises(BarSchemaError) as exc:
+        validate_bars(_unparsable_close(few_bars), source="feed_w")
+    assert "feed_w" in str(exc.value) and "close" in str(exc.value)
+
+
+def test_unparsable_value_names_row(few_bars):
+    # validate_bars documents: "BarSchemaError naming source, the first bad row (0-based) and the column"
+    with pytest.raises(BarSchemaError) as exc:
+        validate_bars(_unparsable_close(few_bars), source="feed_w")
+    assert "row 7" in str(exc.value)
+
+
+@pytest.mark.parametrize("column", ["open", "high", "low", "close", "volume"])
+def test_nan_value_is_rejected(few_bars, column):
+    bad = _with_value(few_bars, 7, column, float("nan"))
+    with pytest.raises(BarSchemaError) as exc:
+        validate_bars(bad, source="feed_nan")
+    msg = str(exc.value)
+    assert "feed_nan" in msg and "row 7" in msg and f"'{column}'" in msg
+
+
+def test_duplicates_removed_keeping_last_and_output_sorted(few_bars):
+    dup = few_bars[5].with_columns(pl.col("close") * 1.0001, pl.col("high") * 1.0001)
+    # the later copy of the duplicate key is the edited one, and it wins
+    shuffled = pl.concat([few_bars.sample(fraction=1.0, shuffle=True, seed=3), dup])
+    out = validate_bars(shuffled, source="dups")
+    assert out.height == few_bars.height
+    assert out.select(pl.struct("symbol", "ts").is_unique().all()).item()
+    assert out.equals(out.sort("symbol", "ts"))
+    key = (few_bars["symbol"][5], few_bars["ts"][5])
+    row = out.filter((pl.col("symbol") == key[0]) & (pl.col("ts") == key[1]))
+    assert row["close"].item() == dup["close"].item()
+    untouched = out.filter(~((pl.col("symbol") == key[0]) & (pl.col("ts") == key[1])))
+    expected = few_bars.filter(~((pl.col("symbol") == key[0]) & (pl.col("ts") == key[1])))
+    assert untouched.equals(expected)
+
+
+def test_validate_bars_casts_to_the_schema(few_bars):
+    loose = few_bars.with_columns(pl.col("volume").cast(pl.Int64), pl.col("trades").cast(pl.Int32))
+    out = validate_bars(loose)
+    assert out.schema["volume"] == pl.Float64 and out.schema["trades"] == pl.Int64
+
+
+# --- 3. features -----------------------------------------------------------------------------------------
+
+
+def test_features_never_read_future_bars(bars):
+    base = build_features(bars)
+    uts = bars["ts"].unique().sort()
+    t0 = uts[800]
+    rng = np.random.default_rng(11)
+    after = (bars["ts"] > t0).to_numpy()
+    factor = np.where(after, np.exp(rng.normal(0, 0.05, bars.height)), 1.0)
+    vol_factor = np.where(after, rng.uniform(0.2, 5.0, bars.height), 1.0)
+    edited = bars.with_columns(
+        *[(pl.col(c) * pl.Series(factor)).alias(c) for c in ("open", "high", "low", "close", "vwap")],
+        (pl.col("volume") * pl.Series(vol_factor)).round(0).alias("volume"),
+    )
+    validate_bars(edited)
+    redone = build_features(edited)
+    past = pl.col("ts") <= t0
+    _assert_frames_close(base.filter(past), redone.filter(past), [*ALL_FEATURES, "close"])
+    # the edit did change later features, so the comparison above could have failed
+    fut_a = base.filter(~past)["volume_z_20"].fill_null(0).to_numpy()
+    fut_b = redone.filter(~past)["volume_z_20"].fill_null(0).to_numpy()
+    assert not np.allclose(fut_a, fut_b)
+
+
+def _last_bars(bars: pl.DataFrame, n: int, until=None) -> pl.DataFrame:
+    src = bars if until is None else bars.filter(pl.col("ts") <= until)
+    return src.sort("symbol", "ts").group_by("symbol", maintain_order=True).tail(n)
+
+
+@pytest.mark.parametrize("until_index", [None, 700])
+def test_live_features_from_max_lookback_window_equal_training(bars, until_index):
+    until = None if until_index is None else bars["ts"].unique().sort()[until_index]
+    full = build_features(bars)
+    at = full["ts"].max() if until is None else until
+    full_at = full.filter(pl.col("ts") == at)
+    lookback = max_lookback_bars(ALL_FEATURES)
+    assert lookback == max(f.lookback_bars for f in FEATURES_BY_NAME.values())
+    live = build_features(_last_bars(bars, lookback + 1, until))
+    live_at = live.filter(pl.col("ts") == at)
+    assert live_at.height == SMALL.n_symbols
+    assert live_at.select(ALL_FEATURES).null_count().sum_horizontal().item() == 0
+    _assert_frames_close(full_at, live_at, list(ALL_FEATURES), rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", ALL_FEATURES)
+def test_each_feature_lookback_is_enough(bars, name):
+    full = build_features(bars, [name])
+    at = full["ts"].max()
+    live = build_features(_last_bars(bars, FEATURES_BY_NAME[name].lookback_bars + 1), [name])
+    a, b = full.filter(pl.col("ts") == at), live.filter(pl.col("ts") == at)
+    assert b[name].null_count() == 0
+    _assert_frames_close(a, b, [name], rtol=1e-7)
+
+
+def test_resolve_refuses_targets_and_unknown_names():
+    for target_like in ("fwd_ret_5m", "fwd_ret_15m_delay5m", "y_up"):
+        with pytest.raises((KeyError, ValueError)):
+            resolve([target_like])
+        with pytest.raises((KeyError, ValueError)):
+            build_features(pl.DataFrame(), ["ret_1", target_like])
+    with pytest.raises(KeyError, match="no_such_feature"):
+        resolve(["ret_1", "no_such_feature"])
+    assert is_target_like("fwd_ret_5m") and is_target_like("y_class") and not is_target_like("ret_1")
+    assert not any(is_target_like(n) for n in ALL_FEATURES)
+
+
+def test_feature_registry_is_sorted_and_resolve_sorts():
+    assert list(ALL_FEATURES) == sorted(ALL_FEATURES)
+    assert len(set(ALL_FEATURES)) == len(ALL_FEATURES)
+    assert resolve(None) == list(ALL_FEATURES)
+    assert resolve(["ret_5", "ret_1", "ret_5"]) == ["ret_1", "ret_5"]
+
+
+def test_build_features_columns_and_warmup(bars):
+    out = build_features(bars, ["volume_z_50", "ret_1"])
+    assert out.columns == ["ts", "symbol", "close", "ret_1", "volume_z_50"]
+    assert out.height == bars.height
+    first = out.group_by("symbol", maintain_order=True).head(60)
+    for sym_rows in first.partition_by("symbol"):
+        z = sym_rows["volume_z_50"]
+        assert z[:49].is_null().all() and z[49:].is_not_null().all()
+        assert sym_rows["ret_1"][0] is None and sym_rows["ret_1"][1:].is_not_null().all()
+
+
+# --- 4. targets ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [PLANTED, DELAYED, TargetSpec(horizon_bars=4, delay_bars=2)])
+def test_forward_returns_match_hand_computation(bars, spec):
+    out = add_targets(bars.select("ts", "symbol"), bars, [spec], 5)
+    name = spec.name(5)
+    for sym in ("SYM000", "SYM007"):
+        close = bars.filter(pl.col("symbol") == sym)["close"].to_numpy()
+        y = out.filter(pl.col("symbol") == sym)[name]
+        n, d, r = len(close), spec.delay_bars, spec.reach_bars
+        expected = close[r:] / close[d : n - spec.horizon_bars] - 1.0  # close[t+d+h] / close[t+d] - 1
+        assert np.allclose(y[: n - r].to_numpy(), expected, rtol=1e-12, atol=0)
+        assert y[n - r :].is_null().all() and y[: n - r].is_not_null().all()
+        assert y.len() == n
+
+
+def test_targets_are_joined_by_key_not_position(bars):
+    frame = bars.select("ts", "symbol").sample(fraction=1.0, shuffle=True, seed=5)
+    out = add_targets(frame, bars, [PLANTED], 5)
+    ref = add_targets(bars.select("ts", "symbol"), bars, [PLANTED], 5)
+    assert out.sort("symbol", "ts").equals(ref.sort("symbol", "ts"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "interval", "name"),
+    [
+        (TargetSpec(horizon_bars=1), 5, "fwd_ret_5m"),
+        (TargetSpec(horizon_bars=3, delay_bars=1), 5, "fwd_ret_15m_delay5m"),
+        (TargetSpec(horizon_bars=12), 5, "fwd_ret_1h"),
+        (TargetSpec(horizon_bars=1), 1440, "fwd_ret_1d"),
+        (TargetSpec(horizon_bars=5, delay_bars=1), 1440, "fwd_ret_5d_delay1d"),
+    ],
+)
+def test_target_name_round_trip(spec, interval, name):
+    assert spec.name(interval) == name
+    assert TargetSpec.from_name(name, interval) == spec
+    assert spec.reach_bars == spec.horizon_bars + spec.delay_bars
+
+
+@pytest.mark.parametrize(
+    ("name", "interval"),
+    [
+        ("fwd_ret_5", 5),
+        ("ret_5m", 5),
+        ("fwd_ret_5m_delay", 5),
+        ("fwd_ret_5x", 5),
+        ("garbage", 5),
+        ("fwd_ret_7m", 5),  # not a whole number of 5-minute bars
+        ("fwd_ret_1h", 1440),
+        ("fwd_ret_0m", 5),
+    ],
+)
+def test_target_from_name_rejects_garbage(name, interval):
+    with pytest.raises(ValueError):
+        TargetSpec.from_name(name, interval)
+
+
+# --- 5. metrics ------------------------------------------------------------------------------------------
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x)).astype(float)
+
+
+def test_per_timestamp_ic_equals_numpy_pearson_and_spearman():
+    rng = np.random.default_rng(0)
+    t0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+    rows, expected = [], {}
+    for k in range(5):
+        ts = t0 + timedelta(minutes=5 * k)
+        s = rng.normal(size=7)
+        y = 0.5 * s + rng.normal(size=7)
+        rows += [{"ts": ts, "symbol": f"S{i}", "score": s[i], "y": y[i]} for i in range(7)]
+        expected[ts] = (np.corrcoef(s, y)[0, 1], np.corrcoef(_rank(s), _rank(y))[0, 1])
+    # excluded: only 2 symbols; a constant score; nulls are dropped before counting
+    rows += [{"ts": t0 + timedelta(hours=1), "symbol": f"S{i}", "score": float(i), "y": float(-i)} for i in range(2)]
+    rows += [{"ts": t0 + timedelta(hours=2), "symbol": f"S{i}", "score": 1.0, "y": float(i)} for i in range(5)]
+    rows += [{"ts": t0 + timedelta(hours=3), "symbol": f"S{i}", "score": float(i), "y": None} for i in range(5)]
+    out = per_timestamp_ic(pl.DataFrame(rows), "score", "y")
+    assert out.columns == ["ts", "n", "IC", "RankIC"]
+    assert out["ts"].to_list() == sorted(expected)
+    for r in out.iter_rows(named=True):
+        ic, ric = expected[r["ts"]]
+        assert r["n"] == 7
+        assert r["IC"] == pytest.approx(ic, abs=1e-12)
+        assert r["RankIC"] == pytest.approx(ric, abs=1e-12)
+
+
+def test_summarize_ic_definitions():
+    rng = np.random.default_rng(1)
+    ic = rng.normal(0.05, 0.1, 400)
+    ric = rng.normal(0.04, 0.1, 400)
+    m = summarize_ic(ic, ric, horizon_bars=1)
+    assert m["mean_IC"] == pytest.approx(ic.mean())
+    assert m["mean_RankIC"] == pytest.approx(ric.mean())
+    assert m["IC_IR"] == pytest.approx(ic.mean() / ic.std(ddof=1))
+    assert m["RankIC_IR"] == pytest.approx(ric.mean() / ric.std(ddof=1))
+    assert m["t_stat"] == pytest.approx(ic.mean() / ic.std(ddof=1) * math.sqrt(400))
+    assert m["hit_rate"] == pytest.approx((ic > 0).mean())
+    assert m["n_timestamps"] == 400
+    # overlapping targets: the t-stat uses every horizon-th timestamp only
+    m3 = summarize_ic(ic, ric, horizon_bars=3)
+    s = ic[::3]
+    assert m3["t_stat"] == pytest.approx(s.mean() / s.std(ddof=1) * math.sqrt(len(s)))
+    assert m3["IC_IR"] == pytest.approx(m["IC_IR"])
+    assert summarize_ic(np.array([0.3]), np.array([0.3]))["t_stat"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"), [(0.0, 0.5), (0.1, 0.55), (-0.2, 0.4), (1.0, 1.0), (5.0, 1.0), (-1.0, 0.0), (-3.0, 0.0)]
+)
+def test_skill01_is_clamped(score, expected):
+    assert skill01(score) == pytest.approx(expected)
+    assert 0.0 <= skill01(score) <= 1.0
+
+
+def test_mean_ic_is_per_timestamp_not_pooled():
+    rng = np.random.default_rng(2)
+    t0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+    rows = []
+    for k in range(40):
+        level = rng.normal(0, 10)  # a per-timestamp shift common to score and target
+        a = rng.normal(size=10)
+        b = -a + 0.3 * rng.normal(size=10)  # within each timestamp: strongly negative
+        rows += [
+            {"ts": t0 + timedelta(minutes=5 * k), "symbol": f"S{i}", "score": level + a[i], "y": level + b[i]}
+            for i in range(10)
+        ]
+    df = pl.DataFrame(rows)
+    pooled = np.corrcoef(df["score"].to_numpy(), df["y"].to_numpy())[0, 1]
+    m = cross_sectional_metrics(df)
+    per_t = per_timestamp_ic(df)
+    assert pooled > 0.8
+    assert m["mean_IC"] < -0.8
+    assert m["mean_IC"] == pytest.approx(per_t["IC"].mean())
+    assert m["mean_RankIC"] == pytest.approx(per_t["RankIC"].mean())
+    assert m["n_timestamps"] == 40
+
+
+# --- 6. CV -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reach", "purge_bars", "n_folds"), [(1, 0, 3), (4, 2, 3), (3, 5, 5)])
+def test_walk_forward_folds_are_purged_and_expanding(reach, purge_bars, n_folds):
+    uts = np.datetime64("2024-01-02T14:35", "us") + np.arange(1000) * np.timedelta64(5, "m")
+    pooled = np.repeat(uts, 4)  # a panel: many rows per timestamp, split by timestamp
+    cfg = CVConfig(n_folds=n_folds, purge_bars=purge_bars, min_train_timestamps=50)
+    folds = walk_forward_folds(pooled, cfg, reach_bars=reach)
+    purge = reach + purge_bars
+    assert [f.index for f in folds] == list(range(n_folds))
+    pos = {t: i for i, t in enumerate(uts)}
+    prev_train, prev_val_end = 0, -1
+    for f in folds:
+        assert len(np.unique(f.train_ts)) == len(f.train_ts) and len(np.unique(f.val_ts)) == len(f.val_ts)
+        assert np.intersect1d(f.train_ts, f.val_ts).size == 0
+        first_val = pos[f.val_ts[0]]
+        val_pos = [pos[t] for t in f.val_ts]
+        assert val_pos == list(range(first_val, first_val + len(val_pos)))  # contiguous block
+        assert first_val == prev_val_end + 1 or prev_val_end == -1
+        train_pos = [pos[t] for t in f.train_ts]
+        assert train_pos == list(range(len(train_pos)))  # expanding window from the start
+        assert all(first_val - p > purge for p in train_pos)  # target windows end before validation
+        assert first_val - len(train_pos) == purge  # exactly the purge is dropped, nothing more
+        assert len(train_pos) > prev_train
+        prev_train, prev_val_end = len(train_pos), val_pos[-1]
+    assert prev_val_end == len(uts) - 1  # the last fold validates up to the end
+
+
+def test_walk_forward_folds_too_few_timestamps():
+    uts = np.datetime64("2024-01-02T14:35", "us") + np.arange(60) * np.timedelta64(5, "m")
+    with pytest.raises(ValueError, match="no usable CV fold") as exc:
+        walk_forward_folds(uts, CVConfig(n_folds=3, min_train_timestamps=100), reach_bars=1)
+    assert "60 timestamps" in str(exc.value) and "min_train_timestamps 100" in str(exc.value)
+
+
+def test_folds_with_too_little_training_are_skipped():
+    uts = np.datetime64("2024-01-02T14:35", "us") + np.arange(400) * np.timedelta64(5, "m")
+    folds = walk_forward_folds(uts, CVConfig(n_folds=3, min_train_timestamps=150), reach_bars=1)
+    assert [f.index for f in folds] == [1, 2]
+    assert all(len(f.train_ts) >= 150 for f in folds)
+
+
+# --- 7. routing ------------------------------------------------------------------------------------------
+
+GOOD_SYM = {"ts_IC": 0.05, "t_stat": 4.0}
+BAD_SYM = {"ts_IC": 0.0, "t_stat": 0.1}
+
+
+def _evaluation(ic: float, t: float, n_good: int, n_total: int, target: str = "fwd_ret_5m") -> TargetEvaluation:
+    symbols = {f"S{i:02d}": dict(GOOD_SYM if i < n_good else BAD_SYM) for i in range(n_total)}
+    cs = {"mean_IC": ic, "t_stat": t, "IC_IR": t / 30, "mean_RankIC": ic}
+    return TargetEvaluation(target, 1, cs=cs, symbols=symbols)
+
+
+@pytest.mark.parametrize(
+    ("ic", "t", "n_good", "n_total", "cap", "rule", "route"),
+    [
+        (0.001, 0.5, 0, 10, 200, "no_skill", "BLOCKED"),
+        (0.05, 1.0, 0, 10, 200, "no_skill", "BLOCKED"),  # IC high enough but t too small
+        (0.85, 10.0, 10, 10, 200, "suspicious", "BLOCKED"),
+        (0.05, 6.0, 6, 10, 200, "cs_and_most_symbols", "CROSS_SECTIONAL"),
+        (0.05, 6.0, 5, 10, 200, "cs_and_most_symbols", "CROSS_SECTIONAL"),  # frac_most is inclusive
+        (0.05, 6.0, 0, 10, 200, "cs_only", "CROSS_SECTIONAL"),
+        (0.001, 0.5, 3, 10, 200, "symbols_only", "SYMBOL_SPECIFIC"),
+        (0.05, 6.0, 3, 10, 200, "cs_and_some_symbols", "BOTH"),
+        (0.05, 6.0, 3, 10, 5, "too_many_symbols", "CROSS_SECTIONAL"),
+        (0.05, 6.0, 8, 10, 5, "too_many_symbols", "CROSS_SECTIONAL"),
+        (0.001, 0.5, 3, 10, 5, "too_many_symbols", "BLOCKED"),
+    ],
+)
+def test_routing_rules(ic, t, n_good, n_total, cap, rule, route):
+    th = RoutingThresholds(max_symbols_symbol_specific=cap)
+    ev = _evaluation(ic, t, n_good, n_total)
+    d = route_target(ev, th)
+    assert d["route"] == route
+    assert d["rule"] == rule
+    assert d["reason"].startswith(f"rule {rule}")
+    if rule == "suspicious":
+        assert f"{skill01(ic):.3f}" in d["reason"] and f"{t:.2f}" in d["reason"]
+        assert str(th.suspicious_skill01) in d["reason"]
+    else:
+        assert f"{ic:.4f}" in d["reason"] and f"{t:.2f}" in d["reason"]
+        assert f"{n_good}/{n_total}" in d["reason"]
+    if rule == "too_many_symbols":
+        assert f"cap {cap}" in d["reason"]
+    assert d["frac_symbols_good"] == pytest.approx(n_good / n_total)
+    assert d["n_symbols_evaluated"] == n_total
+    assert d["skill01_cs"] == pytest.approx(skill01(ic))
+    assert d["thresholds"]["max_symbols_symbol_specific"] == cap
+    parsed = parse_routing({"fwd_ret_5m": d})
+    assert parsed.root["fwd_ret_5m"].route == route
+
+
+def test_routing_winner_symbols_are_only_good_symbols_best_first():
+    symbols = {
+        "AAA": {"ts_IC": 0.04, "t_stat": 3.5},  # good
+        "BBB": {"ts_IC": 0.09, "t_stat": 6.0},  # good, best
+        "CCC": {"ts_IC": 0.30, "t_stat": 1.0},  # high IC, t too small
+        "DDD": {"ts_IC": 0.01, "t_stat": 20.0},  # large t, IC too small
+        "EEE": {"ts_IC": -0.05, "t_stat": -4.0},
+        "FFF": {"ts_IC": 0.02, "t_stat": 3.0},  # exactly at both thresholds: good
+    }
+    for k in range(4):
+        symbols[f"Z{k}"] = dict(BAD_SYM)
+    ev = TargetEvaluation("fwd_ret_5m", 1, {"mean_IC": 0.03, "t_stat": 5.0, "IC_IR": 0.2, "mean_RankIC": 0.03}, symbols)
+    d = route_target(ev, RoutingThresholds())
+    assert d["winner_symbols"] == ["BBB", "AAA", "FFF"]
+    assert d["route"] == "BOTH" and d["frac_symbols_good"] == pytest.approx(0.3)
+    expected_sym_mean = np.mean([skill01(m["ts_IC"]) for m in symbols.values()])
+    assert d["skill01_sym_mean"] == pytest.approx(expected_sym_mean)
+    parse_routing({"fwd_ret_5m": d})
+
+
+def test_routing_thresholds_are_configurable():
+    ev = _evaluation(0.008, 6.0, 0, 10)
+    assert route_target(ev, RoutingThresholds())["route"] == "BLOCKED"
+    assert route_target(ev, RoutingThresholds(cs_ic_min=0.005))["route"] == "CROSS_SECTIONAL"
+    assert "min 0.005" in route_target(ev, RoutingThresholds(cs_ic_min=0.005))["reason"]
+
+
+def test_routing_without_symbols():
+    d = route_target(TargetEvaluation("t", 1, {"mean_IC": 0.03, "t_stat": 5.0}), RoutingThresholds())
+    assert d["route"] == "CROSS_SECTIONAL" and d["winner_symbols"] == [] and d["skill01_sym_mean"] is None
+    parse_routing({"t": d})
+
+
+# --- 8. ranking end to end --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluations(panel) -> dict[str, TargetEvaluation]:
+    features = list(ALL_FEATURES)
+    return {
+        spec.name(5): evaluate_target(
+            panel, features, spec.name(5), spec.horizon_bars, spec.reach_bars, "lightgbm", FAST_LGBM, CVConfig(), 42
+        )
+        for spec in (PLANTED, DELAYED)
+    }
+
+
+def test_planted_target_is_found_and_routed_cross_sectional(evaluations):
+    ev = evaluations["fwd_ret_5m"]
+    assert ev.cs["mean_IC"] > 0.05
+    assert ev.cs["t_stat"] > 3.0
+    assert len(ev.symbols) == SMALL.n_symbols
+    d = route_target(ev, RoutingThresholds())
+    assert d["route"] in ("CROSS_SECTIONAL", "BOTH"), d["reason"]
+    row = ev.to_row()
+    assert row["skill01_cs"] == pytest.approx(skill01(ev.cs["mean_IC"]))
+    assert row["n_symbols_evaluated"] == SMALL.n_symbols
+
+
+def test_delayed_noise_target_is_blocked(evaluations):
+    ev = evaluations["fwd_ret_15m_delay5m"]
+    assert abs(ev.cs["mean_IC"]) < 0.03
+    d = route_target(ev, RoutingThresholds())
+    assert d["route"] == "BLOCKED", d["reason"]
+    parse_routing({ev.target: d})
+
+
+def test_evaluate_target_is_reproducible(panel, evaluations):
+    again = evaluate_target(
+        panel, list(ALL_FEATURES), "fwd_ret_5m", 1, 1, "LightGBM", FAST_LGBM, CVConfig(), 42, per_symbol=False
+    )
+    assert again.cs == evaluations["fwd_ret_5m"].cs
+    assert again.symbols == {}
+
+
+# --- 9. LightGBM family ----------------------------------------------------------------------------------
+
+
+def _regression_data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    X[rng.random(size=(n, 4)) < 0.02] = np.nan
+    y = 0.8 * np.nan_to_num(X[:, 0]) - 0.5 * np.nan_to_num(X[:, 1]) ** 2 + 0.3 * rng.normal(size=n)
+    return X, y
+
+
+def test_lightgbm_fit_save_load_predict_identical(tmp_path):
+    fam = get_family("lightgbm")
+    assert fam.name == "LightGBM" and fam.extension == ".txt"
+    X, y = _regression_data()
+    names = ["f0", "f1", "f2", "f3"]
+    model = fam.fit(X, y, names, fam.params(FAST_LGBM), seed=42)
+    pred = fam.predict(model, X)
+    assert pred.shape == (len(y),) and np.isfinite(pred).all()
+    assert np.corrcoef(pred, y)[0, 1] > 0.5  # it learned something
+    path = tmp_path / "model.txt"
+    fam.save(model, path)
+    assert path.exists() and path.stat().st_size > 0
+    loaded = get_family("LIGHTGBM").load(path)
+    assert np.array_equal(fam.predict(loaded, X), pred)
+    assert loaded.feature_name() == names
+    imp = fam.importance(model, names)
+    assert set(imp) == set(names) and sum(imp.values()) == pytest.approx(1.0)
+    assert imp["f0"] > imp["f3"]
+
+
+def test_lightgbm_is_deterministic_per_seed():
+    fam = get_family("LightGBM")
+    X, y = _regression_data(seed=1)
+    p = fam.params(FAST_LGBM)
+    a = fam.predict(fam.fit(X, y, ["a", "b", "c", "d"], p, seed=7), X)
+    b = fam.predict(fam.fit(X, y, ["a", "b", "c", "d"], p, seed=7), X)
+    assert np.array_equal(a, b)
+    assert p["num_boost_round"] == 30 and fam.params()["num_boost_round"] != 30
+
+
+def test_get_family_lookup():
+    assert get_family("lightgbm").name == get_family(" LightGBM ").name == "LightGBM"
+    with pytest.raises(KeyError, match="nope"):
+        get_family("nope")
+
+
+# --- 10. config ------------------------------------------------------------------------------------------
+
+
+def test_load_demo_config():
+    cfg = load_run_config(REPO / "configs" / "demo.yaml")
+    assert cfg.run_id == "demo"
+    assert cfg.families == ("LightGBM",) and cfg.ranking_family == "LightGBM"
+    assert cfg.target_names() == ["fwd_ret_5m", "fwd_ret_15m_delay5m"]
+    assert cfg.target_spec("fwd_ret_15m_delay5m") == TargetSpec(horizon_bars=3, delay_bars=1)
+    assert cfg.interval_minutes == 5.0
+    assert cfg.routing.cs_ic_min == 0.01 and cfg.cv.n_folds == 3
+    assert cfg.digest() == load_run_config(REPO / "configs" / "demo.yaml").digest()
+    with pytest.raises(KeyError):
+        cfg.target_spec("fwd_ret_1h")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("cv: {n_folds: 0}\n", "cv.n_folds"),
+        ("bogus_key: 1\n", "bogus_key"),
+        ("routing: {frac_most: 2}\n", "routing.frac_most"),
+        ("targets: [{horizon_bars: 0}]\n", "targets.0.horizon_bars"),
+        ("market: {n_symbols: 1}\n", "market.n_symbols"),
+    ],
+)
+def test_bad_config_names_file_and_field(tmp_path, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text("run_id: x\n" + text, encoding="utf-8")
+    with pytest.raises(ValueError) as exc:
+        load_run_config(path)
+    assert str(path) in str(exc.value) and field in str(exc.value)
+
+
+def test_bad_family_in_config_names_file_and_field(tmp_path):
+    path = tmp_path / "bad_family.yaml"
+    path.write_text("ranking_family: nope\n", encoding="utf-8")
+    with pytest.raises(ValueError) as exc:
+        load_run_config(path)
+    assert str(path) in str(exc.value) and "nope" in str(exc.value)
+    # load_run_config documents "errors name the file and the field"
+    assert "ranking_family" in str(exc.value)
+
+
+def test_unreadable_config_names_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("cv: [1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="broken.yaml"):
+        load_run_config(path)
+    with pytest.raises(ValueError, match="missing.yaml"):
+        load_run_config(tmp_path / "missing.yaml")
+
+
+def test_config_digest_is_stable_and_sensitive():
+    d = RunConfig().digest()
+    assert d == RunConfig().digest()
+    assert len(d) == 64 and all(c in "0123456789abcdef" for c in d)
+    assert RunConfig(routing=RoutingThresholds(cs_ic_min=0.02)).digest() != d
+    assert RunConfig(cv=CVConfig(n_folds=4)).digest() != d
+    assert RunConfig(families=("lightgbm",)).digest() == d  # family spelling is canonicalised first
+
+
+# --- 11. lake --------------------------------------------------------------------------------------------
+
+
+def test_lake_round_trip_and_day_rewrite(tmp_path):
+    frame = make_market(SyntheticMarketConfig(n_symbols=3, n_bars=78 * 3))
+    directory = table_dir(tmp_path, "bars", 5)
+    assert directory == tmp_path / "lake" / "bars" / "interval=5"
+    written = write_partitions(frame.sample(fraction=1.0, shuffle=True, seed=1), directory)
+    assert written == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert partitions(directory) == written
+    back = read_table(directory)
+    assert back.schema == frame.schema
+    assert back.equals(frame.sort("symbol", "ts"))
+    assert read_table(directory, since="2024-01-03").equals(
+        frame.filter(pl.col("ts").dt.date() >= date(2024, 1, 3)).sort("symbol", "ts")
+    )
+
+    other_files = {d: (directory / f"date={d}" / "part-0.parquet").read_bytes() for d in ("2024-01-02", "2024-01-04")}
+    day = pl.col("ts").dt.date() == date(2024, 1, 3)
+    edited_day = frame.filter(day).with_columns(pl.col("close") * 2.0, pl.col("high") * 2.0)
+    assert write_partitions(edited_day, directory) == ["2024-01-03"]
+    assert partitions(directory) == written
+    for d, content in other_files.items():
+        assert (directory / f"date={d}" / "part-0.parquet").read_bytes() == content
+    after = read_table(directory)
+    expected = pl.concat([frame.filter(~day), edited_day]).sort("symbol", "ts")
+    assert after.equals(expected)
+    assert after.height == frame.height
+
+
+def test_read_empty_table_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_table(tmp_path / "nothing")
