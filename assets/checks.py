@@ -29,8 +29,11 @@ def bars_schema(lake: LakeResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=dupes == 0, metadata={"rows": df.height, "duplicate_keys": dupes})
 
 
-@dg.asset_check(asset="features", blocking=True,
-                description="No look-ahead: features recomputed from bars that end at a day's close equal the stored ones")
+@dg.asset_check(
+    asset="features",
+    blocking=True,
+    description="No look-ahead: features recomputed from bars that end at a day's close equal the stored ones",
+)
 def features_no_lookahead(lake: LakeResource) -> dg.AssetCheckResult:
     cfg = lake.run_config()
     interval = cfg.bar_interval_minutes
@@ -53,12 +56,16 @@ def features_no_lookahead(lake: LakeResource) -> dg.AssetCheckResult:
         mismatch_nulls = int((np.isfinite(a) != np.isfinite(b)).sum())
         diff = float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0
         worst = max(worst, diff, float(mismatch_nulls))
-    return dg.AssetCheckResult(passed=worst <= 1e-9, metadata={"dates_probed": ", ".join(probe), "max_abs_diff": worst,
-                                                                "features": len(names)})
+    return dg.AssetCheckResult(
+        passed=worst <= 1e-9, metadata={"dates_probed": ", ".join(probe), "max_abs_diff": worst, "features": len(names)}
+    )
 
 
-@dg.asset_check(asset="target_ranking", blocking=True,
-                description="Targets are finite where present; only each symbol's last bars lack a target")
+@dg.asset_check(
+    asset="target_ranking",
+    blocking=True,
+    description="Targets are finite where present; only each symbol's last bars lack a target",
+)
 def targets_finite(lake: LakeResource) -> dg.AssetCheckResult:
     cfg = lake.run_config()
     panel, _, _ = steps.load_panel(lake.results(), cfg)
@@ -71,16 +78,20 @@ def targets_finite(lake: LakeResource) -> dg.AssetCheckResult:
             pl.col(name).is_null()
         )
         tail_only &= bool((nulls["_from_end"] < spec.reach_bars + 20).all())
-    return dg.AssetCheckResult(passed=not any(bad.values()) and tail_only,
-                               metadata={"nan_or_inf": str(bad), "nulls_only_at_tail": tail_only})
+    return dg.AssetCheckResult(
+        passed=not any(bad.values()) and tail_only, metadata={"nan_or_inf": str(bad), "nulls_only_at_tail": tail_only}
+    )
 
 
 def _run_metas(manifest: dict) -> list[Path]:
     return sorted(Path(manifest["run_dir"]).glob(f"targets/*/models/**/{MODEL_META}"))
 
 
-@dg.asset_check(asset="manifest", blocking=True,
-                description="Every model's feature_list is sorted and equals the columns selected for its target/view")
+@dg.asset_check(
+    asset="manifest",
+    blocking=True,
+    description="Every model's feature_list is sorted and equals the columns selected for its target/view",
+)
 def feature_lists_match_training(manifest: dict) -> dg.AssetCheckResult:
     selection = steps.read_selection(Path(manifest["run_dir"]))
     problems = []
@@ -90,8 +101,10 @@ def feature_lists_match_training(manifest: dict) -> dg.AssetCheckResult:
             problems.append(f"{path}: feature_list not sorted")
         if meta.feature_list != sorted(selection[meta.target][meta.view]):
             problems.append(f"{path}: feature_list differs from the selected training columns")
-    return dg.AssetCheckResult(passed=not problems, metadata={"models": len(_run_metas(manifest)),
-                                                              "problems": "\n".join(problems[:20]) or "none"})
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"models": len(_run_metas(manifest)), "problems": "\n".join(problems[:20]) or "none"},
+    )
 
 
 @dg.asset_check(asset="manifest", blocking=True, description="Every model file's sha256 equals its model_checksum")

@@ -31,9 +31,14 @@ def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dic
     return dg.Output(
         {"path": str(directory), "interval_minutes": interval, "partitions": dates},
         metadata={
-            "source": note, "rows": df.height, "symbols": df["symbol"].n_unique(), "partitions": len(dates),
-            "partitions_written": len(written), "date_range": f"{dates[0]} → {dates[-1]}",
-            "interval_minutes": interval, "path": dg.MetadataValue.path(str(directory)),
+            "source": note,
+            "rows": df.height,
+            "symbols": df["symbol"].n_unique(),
+            "partitions": len(dates),
+            "partitions_written": len(written),
+            "date_range": f"{dates[0]} → {dates[-1]}",
+            "interval_minutes": interval,
+            "path": dg.MetadataValue.path(str(directory)),
         },
     )
 
@@ -47,8 +52,11 @@ def features(context: dg.AssetExecutionContext, lake: LakeResource, bars: dict) 
     return dg.Output(
         {"path": report["directory"], "features": report["features"], "partitions": dates},
         metadata={
-            "n_features": len(report["features"]), "features": ", ".join(report["features"]),
-            "partitions_computed": len(report["computed"]), "partitions_current": report["current"],
-            "date_range": f"{dates[0]} → {dates[-1]}", "path": dg.MetadataValue.path(report["directory"]),
+            "n_features": len(report["features"]),
+            "features": ", ".join(report["features"]),
+            "partitions_computed": len(report["computed"]),
+            "partitions_current": report["current"],
+            "date_range": f"{dates[0]} → {dates[-1]}",
+            "path": dg.MetadataValue.path(report["directory"]),
         },
     )

@@ -34,9 +34,17 @@ def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource, featur
         progress.emit("error", stage="ranking", message=str(exc))
         raise
     path = steps.write_ranking(run_dir, evaluations)
-    rows = [[e.target, f"{e.cs['mean_IC']:.4f}", f"{e.cs['mean_RankIC']:.4f}", f"{e.cs['IC_IR']:.3f}",
-             f"{e.cs['t_stat']:.1f}", f"{sum(m['t_stat'] >= cfg.routing.symbol_t_min for m in e.symbols.values())}"]
-            for e in evaluations]
+    rows = [
+        [
+            e.target,
+            f"{e.cs['mean_IC']:.4f}",
+            f"{e.cs['mean_RankIC']:.4f}",
+            f"{e.cs['IC_IR']:.3f}",
+            f"{e.cs['t_stat']:.1f}",
+            f"{sum(m['t_stat'] >= cfg.routing.symbol_t_min for m in e.symbols.values())}",
+        ]
+        for e in evaluations
+    ]
     return dg.Output(
         {"run_dir": str(run_dir)},
         metadata={
@@ -58,13 +66,18 @@ def feature_selection(context: dg.AssetExecutionContext, lake: LakeResource, tar
     panel, _, _ = steps.load_panel(lake.results(), cfg)
     selections = steps.select_features(panel, steps.read_ranking(run_dir), cfg)
     steps.write_selection(run_dir, selections)
-    rows = [[t, v, ", ".join(s["selected"][:8]) + (" …" if len(s["selected"]) > 8 else "")]
-            for t, views in sorted(selections.items()) for v, s in views.items()]
+    rows = [
+        [t, v, ", ".join(s["selected"][:8]) + (" …" if len(s["selected"]) > 8 else "")]
+        for t, views in sorted(selections.items())
+        for v, s in views.items()
+    ]
     top = {t: [r["feature"] for r in views["CROSS_SECTIONAL"]["ranked"][:5]] for t, views in selections.items()}
     return dg.Output(
         {"run_dir": str(run_dir)},
-        metadata={"selected": _table(rows, ["target", "view", "features"]),
-                  **{f"top_features/{t}": ", ".join(f) for t, f in top.items()}},
+        metadata={
+            "selected": _table(rows, ["target", "view", "features"]),
+            **{f"top_features/{t}": ", ".join(f) for t, f in top.items()},
+        },
     )
 
 
@@ -116,8 +129,13 @@ def train_model_group(context: dg.OpExecutionContext, lake: LakeResource, group:
     cfg = lake.run_config()
     run_dir = Path(group["run_dir"])
     panel, _, dates = steps.load_panel(lake.results(), cfg)
-    provenance = {"run_id": cfg.run_id, "run_instance_id": run_dir.name, "config_digest": cfg.digest(),
-                  "data_partitions": dates, "dagster_run_id": context.run_id}
+    provenance = {
+        "run_id": cfg.run_id,
+        "run_instance_id": run_dir.name,
+        "config_digest": cfg.digest(),
+        "data_partitions": dates,
+        "dagster_run_id": context.run_id,
+    }
     jobs = [ModelJob(**{**j, "features": tuple(j["features"])}) for j in group["jobs"]]
     progress = steps.progress_for(lake.results(), cfg, run_dir)
     out = steps.train_models(panel, jobs, run_dir, cfg, provenance, progress)
@@ -136,13 +154,16 @@ def finalize_run(context: dg.OpExecutionContext, lake: LakeResource, run: dict, 
     doc = steps.write_manifest(run_dir, cfg, {"dagster_run_id": context.run_id}, progress)
     flat = [o for group in outcomes for o in group]
     trained = [o for o in flat if o["status"] == "trained"]
-    per_family = [[o["target"], o["view"], o["symbol"] or "", o["family"], f"{o['mean_IC']:.4f}", f"{o['IC_IR']:.3f}"]
-                  for o in sorted(trained, key=lambda o: (o["target"], o["view"], o["symbol"] or "", o["family"]))]
+    per_family = [
+        [o["target"], o["view"], o["symbol"] or "", o["family"], f"{o['mean_IC']:.4f}", f"{o['IC_IR']:.3f}"]
+        for o in sorted(trained, key=lambda o: (o["target"], o["view"], o["symbol"] or "", o["family"]))
+    ]
     yield dg.Output(
         {"run_dir": str(run_dir), "reused_upstream": run["reused_upstream"]},
         "models",
         metadata={
-            "models_trained": len(trained), "models_failed": len(flat) - len(trained),
+            "models_trained": len(trained),
+            "models_failed": len(flat) - len(trained),
             "per_model": _table(per_family[:200], ["target", "view", "symbol", "family", "mean_IC", "IC_IR"]),
             "run_dir": dg.MetadataValue.path(str(run_dir)),
         },
@@ -162,8 +183,10 @@ def finalize_run(context: dg.OpExecutionContext, lake: LakeResource, run: dict, 
 @dg.graph_multi_asset(
     group_name="training",
     outs={
-        "models": dg.AssetOut(description="Every routed target × view × family (× symbol) model with model_meta.json",
-                              kinds={"lightgbm", "xgboost", "catboost", "sklearn", "pytorch"}),
+        "models": dg.AssetOut(
+            description="Every routed target × view × family (× symbol) model with model_meta.json",
+            kinds={"lightgbm", "xgboost", "catboost", "sklearn", "pytorch"},
+        ),
         "manifest": dg.AssetOut(description="manifest.json, written last: target index, config digest, lineage"),
     },
 )

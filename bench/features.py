@@ -35,7 +35,7 @@ LN2 = math.log(2.0)
 DAY_SECONDS = 86_400.0
 # (span, truncation window) of the MACD EMAs: 12/26/9, each truncated at 3 spans.
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = (12, 36), (26, 78), (9, 27)
-CS_RANK_SOURCES = ("ret_1", "ret_5", "ret_20", "rvol_20", "rsi_14", "volume_z_20", "dollar_volume_z_20", "vwap_dev")
+CS_RANK_SOURCES = ("ret_1", "ret_5", "ret_20", "rvol_20", "rsi_14", "volume_z_20", "vwap_dev")
 CS_DEMEAN_SOURCES = ("ret_1", "ret_5")
 TOL = 1e-8  # on |pandas - polars| / max(1, |pandas|)
 

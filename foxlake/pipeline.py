@@ -22,12 +22,16 @@ def materialize_all(results: Path, config_path: str, selection: list[str] | None
     t0 = time.perf_counter()
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        selection=selection or None,
+        selection=dg.AssetSelection.assets(*selection).required_multi_asset_neighbors() if selection else None,
         instance=instance(),
         resources={"lake": LakeResource(results_dir=str(results), config_path=config_path)},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=True,
     )
     materialized = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-    return {"run_id": result.run_id, "assets": materialized, "seconds": time.perf_counter() - t0,
-            "success": result.success}
+    return {
+        "run_id": result.run_id,
+        "assets": materialized,
+        "seconds": time.perf_counter() - t0,
+        "success": result.success,
+    }

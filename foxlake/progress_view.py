@@ -20,6 +20,7 @@ class ProgressView:
         self.poll_seconds = poll_seconds
         path = training_events_path(results)
         self.offset = sum(1 for _ in open(path, encoding="utf-8")) if path.exists() else 0
+        self._last = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -40,7 +41,10 @@ class ProgressView:
         events = read_training_events(self.results, self.offset)
         self.offset += len(events)
         for ev in events:
-            self.stream.write(render(ev) + "\n")
+            line = render(ev)
+            if line != self._last:
+                self.stream.write(line + "\n")
+                self._last = line
         self.stream.flush()
 
 
@@ -54,7 +58,8 @@ def render(ev: dict) -> str:
         what = ev.get("current_target") or what
         return f"      [{'#' * filled}{'.' * (WIDTH - filled)}] {pct:5.1f}% {ev.get('stage', '')} {what}".rstrip()
     if kind == "target_complete":
-        return f"      target {ev['target']}: {ev.get('message', ev.get('status'))}, {ev.get('models_trained', 0)} model(s)"
+        status = ev.get("message", ev.get("status"))
+        return f"      target {ev['target']}: {status}, {ev.get('models_trained', 0)} model(s)"
     if kind == "run_complete":
         return f"      run complete: {ev.get('targets_complete', 0)} target(s) trained"
     return f"      {kind}: {ev.get('message', '')}"

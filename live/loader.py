@@ -49,7 +49,9 @@ class LoadedModel:
         return get_family(self.meta.family).predict(self.model, X)
 
 
-def select_models(results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None) -> list[str]:
+def select_models(
+    results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
+) -> list[str]:
     """``model_dir`` values (relative to RESULTS) that a policy picks."""
     query = policy_sql(policy)
     con = connect(results)

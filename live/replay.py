@@ -89,9 +89,13 @@ def replay(
                 missing = int((~complete).sum())
                 if missing:
                     summary.incomplete_inputs += missing
-                    journal.event("incomplete_inputs", f"{model.key}: {missing} symbol(s) lack inputs at {ts}",
-                                  severity="warning", model=model.key,
-                                  symbols=scope.filter(pl.Series(~complete))["symbol"].to_list())
+                    journal.event(
+                        "incomplete_inputs",
+                        f"{model.key}: {missing} symbol(s) lack inputs at {ts}",
+                        severity="warning",
+                        model=model.key,
+                        symbols=scope.filter(pl.Series(~complete))["symbol"].to_list(),
+                    )
                 if complete.any():
                     scores = model.predict(X[complete])
                     syms = scope.filter(pl.Series(complete))["symbol"].to_list()

@@ -41,14 +41,16 @@ def update_features(results: str | Path, interval_minutes: float, names: list[st
     names_digest = sha256_text(canonical_json(names))
     bars_sha = {d: sha256_file(_bars_file(bars_dir, d)) for d in dates}
     stale = [
-        d for d in dates
+        d
+        for d in dates
         if state.get(d, {}).get("bars_sha256") != bars_sha[d] or state.get(d, {}).get("features") != names_digest
     ]
     lookback = max_lookback_bars(names)
     to_compute: set[str] = set(stale)
     if stale:  # a changed day also changes later days whose lookback reaches back into it
-        counts = {d: pl.scan_parquet(_bars_file(bars_dir, d)).select(pl.col("ts").n_unique()).collect().item()
-                  for d in dates}
+        counts = {
+            d: pl.scan_parquet(_bars_file(bars_dir, d)).select(pl.col("ts").n_unique()).collect().item() for d in dates
+        }
         for d in stale:
             i, seen = dates.index(d) + 1, 0
             while i < len(dates) and seen < lookback:

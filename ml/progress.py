@@ -35,8 +35,13 @@ class TrainingProgress:
         self._last = 0.0
 
     def emit(self, event_type: str, **fields: Any) -> None:
-        ev = TrainingEvent(event_type=event_type, timestamp=utc_now_iso(), run_id=self.run_id,
-                           run_instance_id=self.run_instance_id, **fields)
+        ev = TrainingEvent(
+            event_type=event_type,
+            timestamp=utc_now_iso(),
+            run_id=self.run_id,
+            run_instance_id=self.run_instance_id,
+            **fields,
+        )
         line = json.dumps(ev.model_dump(exclude_none=True), sort_keys=True)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -45,16 +50,29 @@ class TrainingProgress:
         self._last = time.monotonic()
 
     def stage(self, stage: str, targets_total: int, targets_complete: int = 0) -> None:
-        self.emit("stage_change", stage=stage, progress_pct=100.0 * targets_complete / max(targets_total, 1),
-                  targets_complete=targets_complete, targets_total=targets_total)
+        self.emit(
+            "stage_change",
+            stage=stage,
+            progress_pct=100.0 * targets_complete / max(targets_total, 1),
+            targets_complete=targets_complete,
+            targets_total=targets_total,
+        )
 
-    def progress(self, stage: str, done: int, total: int, current_target: str | None = None,
-                 force: bool = True, **extra: Any) -> None:
+    def progress(
+        self, stage: str, done: int, total: int, current_target: str | None = None, force: bool = True, **extra: Any
+    ) -> None:
         """A ``progress`` event (skipped when ``force`` is False and the last event is recent)."""
         if not force and time.monotonic() - self._last < self.heartbeat_seconds:
             return
-        self.emit("progress", stage=stage, progress_pct=min(100.0, 100.0 * done / max(total, 1)),
-                  current_target=current_target, targets_complete=done, targets_total=total, **extra)
+        self.emit(
+            "progress",
+            stage=stage,
+            progress_pct=min(100.0, 100.0 * done / max(total, 1)),
+            current_target=current_target,
+            targets_complete=done,
+            targets_total=total,
+            **extra,
+        )
 
 
 def read_training_events(results: str | Path, after_line: int = 0) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +56,7 @@ def oos_predictions(
         )
     if not parts:
         empty = pl.DataFrame(
-            schema={"ts": rows["ts"].dtype, "symbol": pl.String, "y": pl.Float64, "score": pl.Float64,
-                    "fold": pl.Int32}
+            schema={"ts": rows["ts"].dtype, "symbol": pl.String, "y": pl.Float64, "score": pl.Float64, "fold": pl.Int32}
         )
         return OOS(empty, {})
     return OOS(pl.concat(parts), importance)
@@ -128,10 +128,12 @@ def evaluate_target(
     cv: CVConfig,
     seed: int,
     per_symbol: bool = True,
+    on_step: Callable[[str], None] | None = None,
 ) -> TargetEvaluation:
     """Walk-forward OOS skill of ``target`` for each family: a pooled model, and one model per symbol.
 
     ``params`` maps family → hyper-parameter overrides (a flat dict applies to a single family).
+    ``on_step`` is called after each family and each symbol (a progress heartbeat).
     """
     families = [families] if isinstance(families, str) else list(families)
     if len(families) == 1 and params and not all(isinstance(v, dict) for v in params.values()):
@@ -143,6 +145,8 @@ def evaluate_target(
         oos = oos_predictions(rows, features, target, fam, params.get(fam, {}), folds, seed)
         ev.cs_by_family[fam] = cross_sectional_metrics(oos.predictions, horizon_bars=horizon_bars)
         ev.importance[fam] = oos.importance
+        if on_step:
+            on_step(f"{target}: pooled {fam}")
     ev.cs = _mean_dicts(list(ev.cs_by_family.values()))
     if per_symbol:
         for (symbol,), part in rows.partition_by("symbol", as_dict=True, maintain_order=True).items():
@@ -155,4 +159,6 @@ def evaluate_target(
                     imps.append(oos.importance)
             ev.symbols[symbol] = _mean_dicts(metrics)
             ev.symbol_importance[symbol] = _mean_dicts(imps) if imps else {}
+            if on_step:
+                on_step(f"{target}: {symbol}")
     return ev

@@ -31,7 +31,9 @@ def route_target(ev: TargetEvaluation, th: RoutingThresholds) -> dict[str, Any]:
     ic, t = ev.cs["mean_IC"], ev.cs["t_stat"]
     cs_good = ic >= th.cs_ic_min and t >= th.cs_t_min
     suspicious_symbols = sorted(
-        s for s, m in ev.symbols.items() if skill01(m["ts_IC"]) >= th.suspicious_skill01 and m["t_stat"] < th.suspicious_t_min
+        s
+        for s, m in ev.symbols.items()
+        if skill01(m["ts_IC"]) >= th.suspicious_skill01 and m["t_stat"] < th.suspicious_t_min
     )
     good = sorted(
         (

@@ -101,9 +101,28 @@ def rank_targets(
         name = spec.name(cfg.bar_interval_minutes)
         if progress:
             progress.progress("ranking", i, len(names), current_target=name)
+        heartbeat = (
+            (
+                lambda msg, i=i, name=name: progress.progress(  # noqa: E731
+                    "ranking", i, len(names), current_target=name, force=False, message=msg
+                )
+            )
+            if progress
+            else None
+        )
         out.append(
-            evaluate_target(panel, features, name, spec.horizon_bars, spec.reach_bars, list(cfg.ranking_families),
-                            cfg.ranking_params, cfg.cv, cfg.seed)
+            evaluate_target(
+                panel,
+                features,
+                name,
+                spec.horizon_bars,
+                spec.reach_bars,
+                list(cfg.ranking_families),
+                cfg.ranking_params,
+                cfg.cv,
+                cfg.seed,
+                on_step=heartbeat,
+            )
         )
         if progress:
             progress.progress("ranking", i + 1, len(names), current_target=name)
@@ -137,8 +156,9 @@ def write_selection(run_dir: Path, selections: dict[str, Any]) -> list[Path]:
     """Per target ``targets/<t>/feature_selection/selected_features.json`` and a global summary."""
     written = []
     for target, views in sorted(selections.items()):
-        written.append(write_atomic_json(get_target_dir(run_dir, target) / "feature_selection" / SELECTED_FEATURES,
-                                         views))
+        written.append(
+            write_atomic_json(get_target_dir(run_dir, target) / "feature_selection" / SELECTED_FEATURES, views)
+        )
     summary = {t: {v: s["selected"] for v, s in views.items()} for t, views in selections.items()}
     written.append(write_atomic_json(get_globals_dir(run_dir) / SELECTION_JSON, summary))
     return written
@@ -178,8 +198,12 @@ def reuse_upstream(src_run_dir: Path, dst_run_dir: Path) -> bool:
     """Copy ranking, selection and routing artifacts of an earlier run into this one; False if same run."""
     if src_run_dir.resolve() == dst_run_dir.resolve():
         return False
-    for rel in [Path("globals") / RANKING_JSON, Path("globals") / RANKING_PARQUET, Path("globals") / SELECTION_JSON,
-                *[p.relative_to(src_run_dir) for p in src_run_dir.glob(f"targets/*/feature_selection/{SELECTED_FEATURES}")]]:
+    for rel in [
+        Path("globals") / RANKING_JSON,
+        Path("globals") / RANKING_PARQUET,
+        Path("globals") / SELECTION_JSON,
+        *[p.relative_to(src_run_dir) for p in src_run_dir.glob(f"targets/*/feature_selection/{SELECTED_FEATURES}")],
+    ]:
         if (src_run_dir / rel).exists():
             write_atomic_bytes(dst_run_dir / rel, (src_run_dir / rel).read_bytes())
     if get_global_routing_path(src_run_dir).exists():
@@ -203,8 +227,9 @@ def plan_model_jobs(
             if view == "SYMBOL_SPECIFIC":
                 for symbol in d.get("winner_symbols") or []:
                     for family in cfg.ss_families:
-                        jobs.append(ModelJob(target, view, family, symbol, spec.horizon_bars, spec.reach_bars,
-                                             features))
+                        jobs.append(
+                            ModelJob(target, view, family, symbol, spec.horizon_bars, spec.reach_bars, features)
+                        )
             else:
                 for family in cfg.families:
                     jobs.append(ModelJob(target, view, family, None, spec.horizon_bars, spec.reach_bars, features))
@@ -229,12 +254,23 @@ class JobOutcome:
 def train_one(panel: pl.DataFrame, job: ModelJob, run_dir: Path, cfg: RunConfig, provenance: dict[str, Any]) -> dict:
     """Train one job and record its outcome in ``globals/jobs/<job id>.json``; a failure is recorded, not raised."""
     directory = model_dir_for(run_dir, job)
-    record: dict[str, Any] = {**asdict(job), "features": list(job.features), "job_id": job_id(job),
-                              "model_dir": str(directory.relative_to(run_dir))}
+    record: dict[str, Any] = {
+        **asdict(job),
+        "features": list(job.features),
+        "job_id": job_id(job),
+        "model_dir": str(directory.relative_to(run_dir)),
+    }
     try:
         meta = train_and_write(
-            panel, list(job.features), job, directory, interval_minutes=cfg.bar_interval_minutes,
-            params=cfg.family_params.get(job.family, {}), cv=cfg.cv, seed=cfg.seed, provenance=provenance,
+            panel,
+            list(job.features),
+            job,
+            directory,
+            interval_minutes=cfg.bar_interval_minutes,
+            params=cfg.family_params.get(job.family, {}),
+            cv=cfg.cv,
+            seed=cfg.seed,
+            provenance=provenance,
         )
         record.update(status="trained", mean_IC=meta.metrics.mean_IC, IC_IR=meta.metrics.IC_IR)
     except Exception as exc:  # noqa: BLE001 - one family failing must not lose the run
@@ -243,8 +279,14 @@ def train_one(panel: pl.DataFrame, job: ModelJob, run_dir: Path, cfg: RunConfig,
     return record
 
 
-def train_models(panel: pl.DataFrame, jobs: list[ModelJob], run_dir: Path, cfg: RunConfig,
-                 provenance: dict[str, Any], progress: TrainingProgress | None = None) -> list[dict[str, Any]]:
+def train_models(
+    panel: pl.DataFrame,
+    jobs: list[ModelJob],
+    run_dir: Path,
+    cfg: RunConfig,
+    provenance: dict[str, Any],
+    progress: TrainingProgress | None = None,
+) -> list[dict[str, Any]]:
     """Train every job in this process (the Dagster graph fans the same calls out per job)."""
     out = []
     for i, job in enumerate(jobs):
@@ -257,8 +299,9 @@ def train_models(panel: pl.DataFrame, jobs: list[ModelJob], run_dir: Path, cfg: 
 # --- manifest ---------------------------------------------------------------------------------------
 
 
-def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any],
-                   progress: TrainingProgress | None = None) -> dict[str, Any]:
+def write_manifest(
+    run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any], progress: TrainingProgress | None = None
+) -> dict[str, Any]:
     """Build ``manifest.json`` from the model directories and job outcomes on disk, and write it last."""
     outcomes = [read_json(p) for p in sorted((get_globals_dir(run_dir) / JOBS_DIR).glob("*.json"))]
     decisions = read_routing(run_dir)
@@ -283,9 +326,14 @@ def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any],
             "failed_jobs": [f"{o['view']}/{o['family']}/{o['symbol'] or '-'}: {o['error']}" for o in failed],
         }
         if progress:
-            progress.emit("target_complete", target=target,
-                          status="success" if status == "complete" else "failed" if status == "failed" else "success",
-                          models_trained=len(mine), best_auc=None, message=status)
+            progress.emit(
+                "target_complete",
+                target=target,
+                status="success" if status == "complete" else "failed" if status == "failed" else "success",
+                models_trained=len(mine),
+                best_auc=None,
+                message=status,
+            )
     reuse = get_globals_dir(run_dir) / REUSE_JSON
     doc = {
         "run_id": cfg.run_id,
@@ -309,6 +357,11 @@ def write_manifest(run_dir: Path, cfg: RunConfig, run_metadata: dict[str, Any],
     check_target_coverage(manifest, {m.target for m in metas})
     write_atomic_json(get_manifest_path(run_dir), doc)
     if progress:
-        progress.emit("run_complete", stage="training", progress_pct=100.0, targets_complete=len(target_index),
-                      targets_total=len(decisions))
+        progress.emit(
+            "run_complete",
+            stage="training",
+            progress_pct=100.0,
+            targets_complete=len(target_index),
+            targets_total=len(decisions),
+        )
     return doc

@@ -57,9 +57,7 @@ def _corr_matrix(panel: pl.DataFrame, names: list[str], sample_rows: int, seed: 
     return np.nan_to_num(np.atleast_2d(corr), nan=0.0)
 
 
-def select(
-    panel: pl.DataFrame, scores: dict[str, float], cfg: SelectionConfig, seed: int = 0
-) -> dict[str, Any]:
+def select(panel: pl.DataFrame, scores: dict[str, float], cfg: SelectionConfig, seed: int = 0) -> dict[str, Any]:
     """Top-K by consensus score with correlation pruning; ``selected`` is sorted (contract rule 1)."""
     ranked = sorted(scores, key=lambda n: (-scores[n], n))
     corr = _corr_matrix(panel, ranked, cfg.sample_rows, seed) if ranked else np.zeros((0, 0))

@@ -51,7 +51,7 @@ class SyntheticMarketConfig(BaseModel):
         seed: RNG seed; the same config always yields the same bars.
         rho_volume: loading of the next-bar return on the volume signal (0.06).
         volume_loading: correlation of the log-volume shock with its signal (0.8).
-        rho_gap_common: loading of the return two bars ahead on the gap signal, all symbols (0.04).
+        rho_gap_common: loading of the return two bars ahead on the gap signal, all symbols (0.07).
         rho_gap_symbol: extra ± loading in GAP_SYMBOLS (0.25).
         gap_loading: correlation of the opening gap with its signal (0.8).
         rho_wick_symbol: ± loading of the return three bars ahead on the wick signal in WICK_SYMBOLS (0.25).
@@ -71,7 +71,7 @@ class SyntheticMarketConfig(BaseModel):
     seed: int = 7
     rho_volume: float = Field(0.06, ge=0, lt=1)
     volume_loading: float = Field(0.8, ge=0, le=1)
-    rho_gap_common: float = Field(0.04, ge=0, lt=1)
+    rho_gap_common: float = Field(0.07, ge=0, lt=1)
     rho_gap_symbol: float = Field(0.25, ge=0, lt=1)
     gap_loading: float = Field(0.8, ge=0, le=1)
     rho_wick_symbol: float = Field(0.25, ge=0, lt=1)

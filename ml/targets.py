@@ -21,9 +21,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 TargetKind = Literal["fwd_ret", "cs_zscore", "cs_percentile", "vol_scaled"]
-_NAME_RE = re.compile(
-    r"^(?:(cs_zscore|cs_percentile|vol_scaled)_)?fwd_ret_(\d+)([mhd])(?:_delay(\d+)([mhd]))?$"
-)
+_NAME_RE = re.compile(r"^(?:(cs_zscore|cs_percentile|vol_scaled)_)?fwd_ret_(\d+)([mhd])(?:_delay(\d+)([mhd]))?$")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
 VOL_WINDOW_BARS = 20
 
@@ -72,7 +70,9 @@ class TargetSpec(BaseModel):
         """Inverse of :meth:`name` for a given bar interval."""
         m = _NAME_RE.match(name)
         if not m:
-            raise ValueError(f"target {name!r} is not [cs_zscore_|cs_percentile_|vol_scaled_]fwd_ret_<n><m|h|d>[_delay…]")
+            raise ValueError(
+                f"target {name!r} is not [cs_zscore_|cs_percentile_|vol_scaled_]fwd_ret_<n><m|h|d>[_delay…]"
+            )
         h_min = int(m.group(2)) * _UNIT_MINUTES[m.group(3)]
         d_min = int(m.group(4)) * _UNIT_MINUTES[m.group(5)] if m.group(4) else 0
         if h_min % interval_minutes or d_min % interval_minutes:
@@ -95,9 +95,19 @@ def add_targets(
     """Join target columns onto ``frame`` (keyed by ts, symbol); the last bars of each symbol get nulls."""
     specs = list(specs)
     raw_cols = {s.base_name(interval_minutes): _raw(s) for s in specs}
-    lf = bars.lazy().sort("symbol", "ts").select(
-        "ts", "symbol", *[e.alias(f"_raw_{n}") for n, e in raw_cols.items()],
-        (pl.col("close") / pl.col("close").shift(1)).log().rolling_std(VOL_WINDOW_BARS).over("symbol").alias("_vol"),
+    lf = (
+        bars.lazy()
+        .sort("symbol", "ts")
+        .select(
+            "ts",
+            "symbol",
+            *[e.alias(f"_raw_{n}") for n, e in raw_cols.items()],
+            (pl.col("close") / pl.col("close").shift(1))
+            .log()
+            .rolling_std(VOL_WINDOW_BARS)
+            .over("symbol")
+            .alias("_vol"),
+        )
     )
     out = []
     for s in specs:
@@ -107,7 +117,7 @@ def add_targets(
         elif s.kind == "cs_zscore":
             expr = ((raw - raw.mean().over("ts")) / raw.std().over("ts")).fill_nan(None)
         elif s.kind == "cs_percentile":
-            expr = ((raw.rank("average").over("ts") - 1) / (raw.count().over("ts") - 1).clip(lower_bound=1))
+            expr = (raw.rank("average").over("ts") - 1) / (raw.count().over("ts") - 1).clip(lower_bound=1)
             expr = pl.when(raw.is_null()).then(None).otherwise(expr)
         else:
             expr = raw / (pl.col("_vol") * (s.horizon_bars**0.5))

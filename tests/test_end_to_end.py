@@ -210,7 +210,7 @@ def test_rematerializing_models_alone_makes_a_complete_run_that_records_its_upst
     # materializing against the copy reuses that run's ranking and routing
     res = dg.materialize(
         ALL_ASSETS,
-        selection=["models", "manifest", "model_catalog"],
+        selection=dg.AssetSelection.assets("models").required_multi_asset_neighbors(),  # as the UI does
         instance=dagster_instance,
         resources={"lake": LakeResource(results_dir=str(results), config_path=DEMO_CONFIG)},
     )

@@ -20,7 +20,7 @@ from ml.synthetic import SyntheticMarketConfig, make_market
 
 def test_daily_csv_goes_end_to_end(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS"
-    market = SyntheticMarketConfig(n_symbols=10, n_bars=700, interval_minutes=1440, seed=5)
+    market = SyntheticMarketConfig(n_symbols=16, n_bars=700, interval_minutes=1440, seed=5, rho_volume=0.25)
     bars = make_market(market)
     cut = bars["ts"].unique().sort()[500]
     write_landing_csv(bars.filter(bars["ts"] <= cut), landing_dir(results) / "2024_part1.csv")

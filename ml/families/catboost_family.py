@@ -21,14 +21,14 @@ class CatBoostFamily(ModelFamily):
         "depth": 4,
         "learning_rate": 0.08,
         "l2_leaf_reg": 10.0,
-        "thread_count": 2,
+        "thread_count": 1,
     }
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int
     ) -> CatBoostRegressor:
         p = dict(params)
-        p.setdefault("thread_count", 2)
+        p.setdefault("thread_count", 1)
         p.setdefault("verbose", False)
         p.setdefault("allow_writing_files", False)
         p["random_seed"] = int(seed)

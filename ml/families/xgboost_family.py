@@ -29,7 +29,7 @@ class XGBoostFamily(ModelFamily):
         "colsample_bytree": 0.8,
         "lambda": 10.0,
         "num_boost_round": 150,
-        "nthread": 2,
+        "nthread": 1,
         "verbosity": 0,
     }
 
@@ -38,7 +38,7 @@ class XGBoostFamily(ModelFamily):
     ) -> xgb.Booster:
         p = dict(params)
         rounds = int(p.pop("num_boost_round", 150))
-        p.setdefault("nthread", 2)
+        p.setdefault("nthread", 1)
         p.setdefault("tree_method", "hist")
         p["seed"] = int(seed)
         data = xgb.DMatrix(
