@@ -8,7 +8,8 @@ on its whole history, and the first ``lookback`` bars of each symbol (warm-up) h
 
 A feature may read other features' columns (its ``sources``, computed first, NaN already turned to null):
 MACD signal/histogram read ``macd``, the volatility/skew family reads ``log_ret_1``, cross-sectional features
-read the time-series feature they rank. Its ``lookback_bars`` then includes its sources' lookbacks.
+read the time-series feature they rank; the volume z-scores read private helper columns (``__log_volume``, not
+features). A feature's ``lookback_bars`` includes its sources' lookbacks.
 
 ``vwap`` is optional in the bar schema (:mod:`ml.bars`): when the column is absent, the VWAP features
 (``vwap_dev``, ``vwap_dev_20``, ``cs_rank_vwap_dev``) use the typical price ``(high + low + close) / 3``
@@ -103,22 +104,19 @@ def _atr(window: int) -> pl.Expr:
 
 
 def _ema_weights(span: int, window: int) -> list[float]:
-    """Exponential weights ``(1 - alpha)^lag``, ``alpha = 2 / (span + 1)``, oldest bar first, truncated at ``window``."""
+    """Weights ``(1 - alpha)^lag`` with ``alpha = 2 / (span + 1)``, oldest bar first, truncated at ``window`` bars."""
     decay = 1.0 - 2.0 / (span + 1.0)
     return [decay ** (window - 1 - i) for i in range(window)]
 
 
-def _ema(expr: pl.Expr, span: int, window: int, nullable: bool = False) -> pl.Expr:
+def _ema(expr: pl.Expr, span: int, window: int) -> pl.Expr:
     """A truncated EMA: exponential weights over the last ``window`` bars, normalised (reads ``window - 1`` bars).
 
-    Null when any bar of the window is null (``nullable=True`` for inputs that may hold nulls: polars' weighted
-    rolling mean does not take nulls, so they are zero-filled and the windows that held one are masked).
+    Null when any bar of the window is null, like the other rolling means (polars' weighted rolling mean does not
+    take nulls, so they are zero-filled and the windows that held one are masked).
     """
-    weights = _ema_weights(span, window)
-    if not nullable:
-        return expr.rolling_mean(window, weights=weights)
     complete = expr.is_not_null().cast(pl.UInt32).rolling_sum(window) == window
-    return pl.when(complete).then(expr.fill_null(0.0).rolling_mean(window, weights=weights))
+    return pl.when(complete).then(expr.fill_null(0.0).rolling_mean(window, weights=_ema_weights(span, window)))
 
 
 # MACD (12, 26, 9) with each EMA truncated at 3 spans (dropped weight < 0.3 %).
@@ -215,7 +213,7 @@ _TS_FEATURES: list[FeatureDef] = [
     _ts("rsi_6", 6, lambda: _rsi(6)),
     _ts("rsi_14", 14, lambda: _rsi(14)),
     _ts("macd", _MACD_LOOKBACK, _macd),
-    _ts("macd_signal", _MACD_SIGNAL_LOOKBACK, lambda: _ema(_c("macd"), *MACD_SIGNAL, nullable=True), ("macd",)),
+    _ts("macd_signal", _MACD_SIGNAL_LOOKBACK, lambda: _ema(_c("macd"), *MACD_SIGNAL), ("macd",)),
     _ts("macd_hist", _MACD_SIGNAL_LOOKBACK, lambda: _c("macd") - _c("macd_signal"), ("macd", "macd_signal")),
     _ts("bb_pctb_20", 19, lambda: _bollinger_pctb(20)),
     _ts("dist_high_20", 19, lambda: _c("close") / _c("high").rolling_max(20) - 1.0),
@@ -251,11 +249,18 @@ _CS_FEATURES: list[FeatureDef] = [
 FEATURES_BY_NAME.update({f.name: f for f in _CS_FEATURES})
 ALL_FEATURES: tuple[str, ...] = tuple(sorted(FEATURES_BY_NAME))
 _DEFS: dict[str, FeatureDef] = {**FEATURES_BY_NAME, **{f.name: f for f in _HELPERS}}
-for _f in _DEFS.values():
-    if any(s not in _DEFS for s in _f.sources):
-        raise ValueError(f"feature {_f.name} reads unknown source(s) {_f.sources}")
-    if not _f.cross_sectional and any(_DEFS[s].cross_sectional for s in _f.sources):
-        raise ValueError(f"time-series feature {_f.name} cannot read cross-sectional sources {_f.sources}")
+
+
+def _check_registry() -> None:
+    """Every source exists; time-series features read only time-series columns (they are computed first)."""
+    for f in _DEFS.values():
+        if any(s not in _DEFS for s in f.sources):
+            raise ValueError(f"feature {f.name} reads unknown source(s) {f.sources}")
+        if not f.cross_sectional and any(_DEFS[s].cross_sectional for s in f.sources):
+            raise ValueError(f"time-series feature {f.name} cannot read cross-sectional sources {f.sources}")
+
+
+_check_registry()
 
 
 def is_target_like(column: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from contracts.families import canonical_family
 from ml.cv import CVConfig, Fold, walk_forward_folds
 from ml.families import get_family
 from ml.metrics import cross_sectional_metrics, skill01, time_series_metrics
@@ -135,9 +136,12 @@ def evaluate_target(
     ``params`` maps family → hyper-parameter overrides (a flat dict applies to a single family).
     ``on_step`` is called after each family and each symbol (a progress heartbeat).
     """
-    families = [families] if isinstance(families, str) else list(families)
-    if len(families) == 1 and params and not all(isinstance(v, dict) for v in params.values()):
+    families = [canonical_family(f) for f in ([families] if isinstance(families, str) else families)]
+    if params and not all(isinstance(v, dict) for v in params.values()):
+        if len(families) != 1:
+            raise ValueError("flat hyper-parameter overrides need exactly one family; use {family: overrides}")
         params = {families[0]: params}
+    params = {canonical_family(k): v for k, v in params.items()}
     rows = training_rows(panel, features, target)
     folds = walk_forward_folds(rows["ts"].to_numpy(), cv, reach_bars)
     ev = TargetEvaluation(target, horizon_bars, cs={})

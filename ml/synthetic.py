@@ -105,8 +105,9 @@ def planted_symbols(cfg: SyntheticMarketConfig) -> dict[str, dict[str, int]]:
     """``{"gap": {symbol: sign}, "wick": {symbol: sign}}``: who carries a per-symbol effect, and its sign."""
     rng = np.random.default_rng([cfg.seed, 1])
     order = rng.permutation(cfg.n_symbols)
-    n_gap = int(round(cfg.frac_gap_symbols * cfg.n_symbols))
-    n_wick = int(round(cfg.frac_wick_symbols * cfg.n_symbols))
+    # even counts, so that the alternating ± signs cancel exactly across the universe
+    n_gap = 2 * int(round(cfg.frac_gap_symbols * cfg.n_symbols / 2))
+    n_wick = 2 * int(round(cfg.frac_wick_symbols * cfg.n_symbols / 2))
     names = symbol_names(cfg.n_symbols)
     gap = [names[i] for i in sorted(order[:n_gap])]
     wick = [names[i] for i in sorted(order[n_gap : n_gap + n_wick])]
@@ -121,10 +122,12 @@ def documented_ics(cfg: SyntheticMarketConfig, horizon_bars: int = 1, delay_bars
 
     Returns:
         ``cs_ic``: per-timestamp IC of the best pooled predictor that sees the bars;
-        ``symbol_ic``: time-series IC of the best per-symbol predictor in a symbol carrying the per-symbol effect;
-        ``plain_symbol_ic``: the same in a symbol without it.
+        ``gap_symbol_ic`` / ``wick_symbol_ic``: time-series IC of the best per-symbol predictor in a symbol
+        carrying the gap (sign +1) / wick effect; ``plain_symbol_ic``: the same in a symbol with neither.
     The per-bar return variance inside the window is 1 per bar (a forward return over ``h`` bars divides by
-    ``sqrt(h)``); volatility regimes and the market factor do not change these correlations.
+    ``sqrt(h)``). Volatility regimes and the market factor cancel in the per-timestamp (cross-sectional) ICs;
+    within one symbol over time the market factor adds variance, so measured per-symbol ICs come out about
+    11 % lower than these (``sqrt(1 / (1 + var(m) / E[sigma**2]))``).
     """
     bars = range(delay_bars + 1, delay_bars + horizon_bars + 1)  # r(t+k) for k in bars
     norm = math.sqrt(horizon_bars)
