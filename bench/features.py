@@ -133,8 +133,8 @@ def pandas_features(bars: pd.DataFrame) -> pd.DataFrame:
     for s in CS_DEMEAN_SOURCES:
         f[f"cs_demean_{s}"] = f[s] - f[s].groupby(by_ts).transform("mean")
 
-    out = pd.concat([df[["ts", "symbol", "close"]], pd.DataFrame(f)[sorted(f)]], axis=1)
-    return out
+    # assign adds one block per column; pd.DataFrame(f)[sorted(f)] would copy all 4M x 44 values twice (~6 s)
+    return df[["ts", "symbol", "close"]].assign(**{name: f[name] for name in sorted(f)})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bars", type=int, default=20_000)
     ap.add_argument("--interval-minutes", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--pandas-repeats", type=int, default=1, help="pandas runs (best is reported)")
+    ap.add_argument("--pandas-repeats", type=int, default=2, help="pandas runs (best is reported)")
     ap.add_argument("--polars-repeats", type=int, default=3, help="polars runs (best is reported)")
     ap.add_argument("--no-vwap", action="store_true", help="drop the vwap column (typical-price fallback)")
     ap.add_argument("--show-all", action="store_true", help="print every feature's diff, not only the worst")
