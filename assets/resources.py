@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,8 +30,6 @@ class LakeResource(dg.ConfigurableResource):
         return results_root(self.results_dir or None).resolve()
 
     def run_config(self) -> RunConfig:
-        import os
-
         return load_run_config(self.config_path or os.environ.get("FOXLAKE_CONFIG") or DEFAULT_CONFIG)
 
     def run_dir(self, context: dg.AssetExecutionContext, cfg: RunConfig) -> Path:

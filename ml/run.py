@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import subprocess
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -243,12 +243,6 @@ def job_id(job: ModelJob) -> str:
 
 def model_dir_for(run_dir: Path, job: ModelJob) -> Path:
     return get_scoped_artifact_dir(run_dir, job.target, job.view, job.family, job.symbol)
-
-
-@dataclass
-class JobOutcome:
-    status: str
-    record: dict[str, Any]
 
 
 def train_one(panel: pl.DataFrame, job: ModelJob, run_dir: Path, cfg: RunConfig, provenance: dict[str, Any]) -> dict:
