@@ -22,8 +22,8 @@ def _config(seed: int) -> RunConfig:
         run_id=f"seed{seed}",
         market=SyntheticMarketConfig(n_symbols=24, n_bars=4000, seed=seed),
         targets=tuple(TargetSpec(horizon_bars=h, delay_bars=d) for h, d in [*PLANTED.values(), *NOISE.values()]),
-        ranking_families=("LightGBM", "Ridge"),
-        ranking_params={"LightGBM": {"num_boost_round": 40}},
+        ranking_families=("ElasticNet", "LightGBM"),
+        ranking_params={"LightGBM": {"num_boost_round": 100, "num_leaves": 4, "min_data_in_leaf": 1000}},
     )
 
 
