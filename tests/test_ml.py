@@ -1038,9 +1038,9 @@ def test_load_demo_config():
     cfg = load_run_config(REPO / "configs" / "demo.yaml")
     assert cfg.run_id == "demo" and cfg.data_source == "synthetic" and cfg.seed == 42
     assert cfg.families == ("LightGBM", "XGBoost", "CatBoost", "Ridge", "ElasticNet", "MLP")
-    assert cfg.ranking_families == ("LightGBM", "Ridge")
+    assert cfg.ranking_families == ("ElasticNet", "LightGBM")
     assert cfg.symbol_specific_families == cfg.ss_families == ("LightGBM", "Ridge")
-    assert cfg.ranking_params == {"LightGBM": {"num_boost_round": 60}}
+    assert cfg.ranking_params == {"LightGBM": {"num_boost_round": 100, "num_leaves": 4, "min_data_in_leaf": 1000}}
     assert cfg.selection == SelectionConfig(top_k=20, max_abs_corr=0.9)
     assert cfg.target_names() == [
         "fwd_ret_5m",
