@@ -6,6 +6,7 @@ from assets.catalog_assets import model_catalog
 from assets.checks import ALL_CHECKS
 from assets.data import bars, features
 from assets.resources import LakeResource
+from assets.sensors import catalog_refresh_job, catalog_refresh_sensor
 from assets.training import feature_selection, models_and_manifest, routing_decisions, target_ranking
 
 ALL_ASSETS = [bars, features, target_ranking, feature_selection, routing_decisions, models_and_manifest, model_catalog]
@@ -19,7 +20,8 @@ training_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[training_job],
+    jobs=[training_job, catalog_refresh_job],
+    sensors=[catalog_refresh_sensor],
     resources={"lake": LakeResource()},
     executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
 )

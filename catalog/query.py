@@ -1,4 +1,9 @@
-"""Reading the catalog: read-only connections, SQL to polars/arrow, and a plain-text table."""
+"""Reading the catalog: read-only connections, SQL to polars/arrow, ready-made queries, a plain-text table.
+
+A connection attaches ``RESULTS/catalog.duckdb`` read-only to a private in-memory DuckDB, so every new
+connection sees the newest catalog file (DuckDB would otherwise hand a process the snapshot it already has
+open) and never waits for, or blocks, an index run.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,12 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from catalog.indexer import catalog_path
+from catalog.schema import BEST_METRICS
+
+ATTACH_NAME = "catalog"
 
 
 def connect(results: str | Path) -> duckdb.DuckDBPyConnection:
@@ -19,25 +28,83 @@ def connect(results: str | Path) -> duckdb.DuckDBPyConnection:
     path = catalog_path(results)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no catalog; run `foxlake catalog index` first")
-    return duckdb.connect(str(path), read_only=True)
-
-
-def sql(results: str | Path, query: str, params: list | None = None) -> pl.DataFrame:
-    """Run ``query`` against the catalog; the result as a polars DataFrame."""
-    con = connect(results)
+    con = duckdb.connect(":memory:")
     try:
-        return pl.from_arrow(con.sql(query, params=params).to_arrow_table())
-    finally:
+        con.execute(f"attach '{_quote(str(path))}' as {ATTACH_NAME} (read_only)")
+        con.execute(f"use {ATTACH_NAME}")
+    except BaseException:
         con.close()
+        raise
+    return con
 
 
-def sql_arrow(results: str | Path, query: str, params: list | None = None):
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def sql_arrow(results: str | Path, query: str, params: list | dict | None = None) -> pa.Table:
     """Run ``query``; the result as a pyarrow Table."""
     con = connect(results)
     try:
         return con.sql(query, params=params).to_arrow_table()
     finally:
         con.close()
+
+
+def sql(results: str | Path, query: str, params: list | dict | None = None) -> pl.DataFrame:
+    """Run ``query`` against the catalog; the result as a polars DataFrame."""
+    return pl.from_arrow(sql_arrow(results, query, params))
+
+
+def _where(filters: dict[str, object]) -> tuple[str, list]:
+    clauses, params = [], []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return (" where " + " and ".join(clauses)) if clauses else "", params
+
+
+MODEL_SUMMARY_COLUMNS = (
+    "model_dir, target, view, symbol, family, interval_minutes, n_features, mean_ic, ic_ir, t_stat, checksum_ok, "
+    "run_dir, dagster_run_id"
+)
+
+
+def models(
+    results: str | Path,
+    *,
+    target: str | None = None,
+    view: str | None = None,
+    family: str | None = None,
+    symbol: str | None = None,
+    run_dir: str | None = None,
+    columns: str = MODEL_SUMMARY_COLUMNS,
+    arrow: bool = False,
+) -> pl.DataFrame | pa.Table:
+    """Indexed models, optionally filtered; ``columns="*"`` for every column."""
+    where, params = _where({"target": target, "view": view, "family": family, "symbol": symbol, "run_dir": run_dir})
+    q = f"select {columns} from models{where} order by target, view, symbol nulls first, family, model_dir"
+    return sql_arrow(results, q, params) if arrow else sql(results, q, params)
+
+
+def runs(results: str | Path, *, arrow: bool = False) -> pl.DataFrame | pa.Table:
+    """One row per run (newest first) with its model count and best metrics."""
+    q = "select * from run_summary order by timestamp desc, run_dir desc"
+    return sql_arrow(results, q) if arrow else sql(results, q)
+
+
+def best_models(results: str | Path, metric: str = "ic_ir", *, arrow: bool = False) -> pl.DataFrame | pa.Table:
+    """Per target/view/symbol, the model with the best ``metric`` among complete runs with a good checksum."""
+    if metric not in BEST_METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {BEST_METRICS}")
+    q = "select * from best_models_by(?) order by target, view, symbol nulls first"
+    return sql_arrow(results, q, [metric]) if arrow else sql(results, q, [metric])
+
+
+def rejected(results: str | Path) -> pl.DataFrame:
+    """Files that broke a contract, with the reason."""
+    return sql(results, "select path, kind, reason, seen_at from rejected order by path")
 
 
 def format_table(df: pl.DataFrame, max_rows: int = 50, max_width: int = 60) -> str:

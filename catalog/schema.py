@@ -1,8 +1,37 @@
-"""The catalog's tables and views. Paths are stored relative to the RESULTS root."""
+"""The catalog's tables, views and macros (the documented schema). Paths are stored relative to the RESULTS root.
+
+Tables
+------
+``meta``               key/value: ``schema_version`` and the last index's statistics.
+``runs``               one row per ``runs/<run_id>/<run_instance_id>/manifest.json``.
+``run_targets``        one row per target of a manifest's ``target_index``.
+``models``             one row per accepted ``model_meta.json``: a typed column for every model_meta field
+                       (``feature_list`` as a LIST, metrics as columns, the JSON sub-documents as JSON), the
+                       checksum verified at index time (``checksum_ok``), lineage (run, Dagster run id, data
+                       partitions, config digest) and the full JSON (``meta_json``).
+``routing_decisions``  one row per target of every routing file: scope ``global``
+                       (``globals/routing_decisions.json``), ``target`` (``targets/<t>/decision/``) and ``view``
+                       (``targets/<t>/models/view=<V>/``).
+``artifacts``          every file the index reads: path, kind, size, mtime, sha256.
+``rejected``           files that broke a contract: path, reason (field, rule), when first seen.
+``aliases``            alias → model_dir with history (``active`` marks the current row of each alias),
+                       loaded from ``RESULTS/catalog/aliases.jsonl`` on every index (the file is the record).
+
+Views: ``latest_models``, ``best_models`` (per target/view/symbol by IC_IR), ``run_summary``,
+``model_lineage``, ``active_aliases``; table macro ``best_models_by(metric)``.
+
+Selection tables, recomputed on every index write (the catalog changes only then): ``pick_best_ic_ir_per_view``
+and ``pick_best_ic_ir_per_family`` hold, for every ``interval_minutes``, the best-IC_IR model among complete
+runs with a verified checksum per target/view/symbol (and per family). The live loader's default policies
+read them, so picking models costs one small indexed lookup instead of a window over every model.
+"""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Columns whose values are times of indexing: they differ between two builds of the same files.
+INDEXING_TIME_COLUMNS = {"indexed_at", "seen_at"}
 
 TABLES = """
 create table meta (key varchar primary key, value varchar);
@@ -11,54 +40,101 @@ create table runs (
     run_dir varchar primary key,          -- runs/<run_id>/<run_instance_id>
     run_id varchar not null,
     run_instance_id varchar not null,
-    timestamp varchar,
+    timestamp varchar,                    -- manifest creation time (ISO 8601)
     git_sha varchar,
     config_digest varchar,
-    dagster_run_id varchar,
-    interval_minutes double,
+    dagster_run_id varchar,               -- run_metadata.dagster_run_id
+    interval_minutes double,              -- run_metadata.interval_minutes
     n_targets integer,
     complete boolean,                     -- every target in target_index has status 'complete'
     reused_from varchar,                  -- upstream run_dir this run reused ranking/routing from
-    manifest_json json not null
+    manifest_json json using compression zstd not null,
+    is_comparable boolean,
+    contract_version varchar,
+    manifest_path varchar not null,
+    manifest_sha256 varchar,
+    indexed_at timestamp
 );
 
 create table run_targets (
     run_dir varchar not null,
     target varchar not null,
-    status varchar not null,
+    status varchar not null,              -- complete | partial | failed
     families_trained varchar[],
     view varchar,
     auc double,
+    route varchar,                        -- foxlake extension of the entry, when present
+    n_models integer,
+    best_mean_ic double,
+    entry_json json,
     primary key (run_dir, target)
 );
 
 create table models (
-    model_dir varchar primary key,        -- runs/.../family=<family>
-    run_dir varchar not null,
+    model_dir varchar primary key,        -- runs/.../view=<V>/[symbol=<S>/]family=<F>
+    run_dir varchar not null,             -- runs/<run_id>/<run_instance_id>
     run_id varchar,
     run_instance_id varchar,
     target varchar not null,
     view varchar not null,
     symbol varchar,
-    family varchar not null,
+    family varchar not null,              -- canonical spelling
     interval_minutes double not null,
-    feature_list varchar[] not null,
+    feature_list varchar[] not null,      -- the order the model was trained with
     n_features integer not null,
-    mean_ic double,
-    mean_rank_ic double,
-    ic_ir double,
-    t_stat double,
-    metric_kind varchar,
+    mean_ic double,                       -- metrics.mean_IC
+    mean_rank_ic double,                  -- metrics.mean_RankIC
+    ic_ir double,                         -- metrics.IC_IR
+    t_stat double,                        -- metrics.t_stat
+    metric_kind varchar,                  -- metrics.metric_kind
     cv_mean double,
     cv_std double,
     n_rows_train bigint,
     n_rows_val bigint,
-    input_mode varchar,
-    model_path varchar,
-    model_checksum varchar,
-    checksum_ok boolean,
-    contract_version varchar,
-    meta_json json not null
+    input_mode varchar,                   -- 'features' (default, rule 5) or 'raw_sequence'
+    model_path varchar,                   -- the model file, relative to RESULTS
+    model_checksum varchar,               -- as written in model_meta (rule 2)
+    checksum_ok boolean,                  -- sha256 of the model file equals model_checksum, verified at index time
+    contract_version varchar,             -- declared, else the oldest version the document fits
+    meta_json json using compression zstd not null,  -- the file as written
+    route varchar,
+    model_file varchar,
+    checksum_status varchar,              -- ok | mismatch | missing (no model_checksum, rule 4)
+    model_sha256 varchar,                 -- sha256 of the model file at index time
+    model_size bigint,
+    hit_rate double,                      -- metrics.hit_rate
+    rank_ic_ir double,                    -- metrics.RankIC_IR
+    metrics_json json as (json_extract(meta_json, '$.metrics')) virtual,  -- every metric as written
+    params_used json as (json_extract(meta_json, '$.params_used')) virtual,
+    feature_importance json as (json_extract(meta_json, '$.feature_importance')) virtual,
+    cv_scores double[],
+    package_versions json as (json_extract(meta_json, '$.package_versions')) virtual,
+    sequence_length integer,              -- raw_sequence mode (1.3)
+    sequence_channels varchar[],
+    sequence_normalization varchar,
+    cs_ranking_enabled boolean,           -- cross_sectional_ranking block (1.4)
+    cs_ranking_target_type varchar,
+    cs_ranking_loss_type varchar,
+    cs_ranking_sequence_length integer,
+    cs_ranking_normalization varchar,
+    cs_ranking_best_ic double,
+    cs_ranking_best_spread double,
+    cs_ranking_epochs_trained integer,
+    cs_ranking_ic_ir double,
+    cs_ranking_ic_hit_rate double,
+    cs_ranking_turnover double,
+    cs_ranking_net_spread double,
+    legacy_features boolean,              -- the document used the deprecated 'features' field
+    horizon_bars integer,                 -- foxlake extension
+    dagster_run_id varchar,               -- lineage: from the run's manifest (run_metadata)
+    config_digest varchar,                -- lineage: reproducibility.json
+    data_partitions varchar[],            -- lineage: reproducibility.json (the lake partitions the model saw)
+    data_start varchar,
+    data_end varchar,
+    seed bigint,
+    meta_path varchar not null,
+    meta_sha256 varchar,
+    indexed_at timestamp
 );
 
 create table routing_decisions (
@@ -75,10 +151,42 @@ create table routing_decisions (
     winner_symbols varchar[],
     n_symbols_evaluated integer,
     decision_json json not null,
+    auc double,
+    indexed_at timestamp,
     primary key (path, target)
 );
 
-create table rejected (path varchar primary key, kind varchar, reason varchar not null);
+create table artifacts (                  -- path is unique (by construction; no index, for insert speed)
+    path varchar not null,
+    kind varchar not null,                -- manifest | routing_decision | model_meta | model | reproducibility
+                                          -- | fingerprints | model_extra
+    run_dir varchar,
+    model_dir varchar,                    -- set for files of a model directory
+    size bigint not null,
+    mtime timestamp not null,
+    mtime_ns bigint not null,
+    sha256 varchar
+);
+
+create table rejected (
+    path varchar primary key,
+    kind varchar,                         -- model_meta | manifest | routing_decision | alias
+    reason varchar not null,              -- '<field>: [<rule>] <detail>'
+    seen_at timestamp,                    -- first index that saw this version of the file
+    run_dir varchar,
+    field varchar,
+    rule varchar
+);
+
+create table aliases (
+    seq integer primary key,              -- line number in RESULTS/catalog/aliases.jsonl
+    alias varchar not null,
+    model_dir varchar,                    -- NULL for a cleared alias
+    set_at timestamp,
+    set_by varchar,
+    note varchar,
+    active boolean not null               -- the latest row of each alias (and not a clear)
+);
 """
 
 VIEWS = """
@@ -95,7 +203,60 @@ qualify row_number() over (partition by m.target, m.view, coalesce(m.symbol, '')
 
 create view run_summary as
 select r.run_dir, r.run_id, r.run_instance_id, r.timestamp, r.interval_minutes, r.complete, r.n_targets,
-       count(m.model_dir) as n_models, max(m.mean_ic) as best_mean_ic, max(m.ic_ir) as best_ic_ir
+       count(m.model_dir) as n_models, max(m.mean_ic) as best_mean_ic, max(m.ic_ir) as best_ic_ir,
+       r.dagster_run_id, r.config_digest, r.git_sha,
+       count(m.model_dir) filter (where not m.checksum_ok) as n_checksum_bad,
+       (select count(*) from rejected x where x.run_dir = r.run_dir) as n_rejected
 from runs r left join models m using (run_dir)
 group by all;
+
+create view model_lineage as
+select m.model_dir, m.run_dir, m.run_id, m.run_instance_id, coalesce(m.dagster_run_id, r.dagster_run_id)
+       as dagster_run_id, coalesce(m.config_digest, r.config_digest) as config_digest, m.data_partitions,
+       m.data_start, m.data_end, m.seed, r.git_sha, r.timestamp as run_timestamp, r.reused_from,
+       m.model_path, m.model_sha256, m.checksum_ok
+from models m left join runs r using (run_dir);
+
+create view active_aliases as
+select a.alias, a.model_dir, a.set_at, a.set_by, a.note, m.model_dir is not null as indexed,
+       m.target, m.view, m.symbol, m.family, m.interval_minutes, m.checksum_ok, m.model_path
+from aliases a left join models m using (model_dir)
+where a.active;
+
+create macro best_models_by(metric) as table
+select m.* from models m join runs r using (run_dir)
+where r.complete and m.checksum_ok
+qualify row_number() over (
+    partition by m.target, m.view, coalesce(m.symbol, '')
+    order by case metric when 'ic_ir' then m.ic_ir when 'mean_ic' then m.mean_ic
+                         when 'mean_rank_ic' then m.mean_rank_ic when 'rank_ic_ir' then m.rank_ic_ir
+                         when 't_stat' then m.t_stat when 'hit_rate' then m.hit_rate
+                         when 'cv_mean' then m.cv_mean end desc nulls last,
+             m.mean_ic desc nulls last, m.model_dir) = 1;
 """
+
+PICKS = """
+create or replace table pick_best_ic_ir_per_view as
+select m.interval_minutes, m.target, m.view, m.symbol, m.family, m.model_dir, m.ic_ir, m.mean_ic
+from models m join runs r using (run_dir)
+where r.complete and m.checksum_ok
+qualify row_number() over (partition by m.interval_minutes, m.target, m.view, coalesce(m.symbol, '')
+                           order by m.ic_ir desc nulls last, m.mean_ic desc nulls last, m.model_dir) = 1
+order by m.interval_minutes, m.target, m.view, m.symbol nulls first;
+
+create or replace table pick_best_ic_ir_per_family as
+select m.interval_minutes, m.target, m.view, m.symbol, m.family, m.model_dir, m.ic_ir, m.mean_ic
+from models m join runs r using (run_dir)
+where r.complete and m.checksum_ok
+qualify row_number() over (partition by m.interval_minutes, m.target, m.view, coalesce(m.symbol, ''), m.family
+                           order by m.ic_ir desc nulls last, m.model_dir) = 1
+order by m.interval_minutes, m.target, m.view, m.symbol nulls first, m.family;
+"""
+
+BEST_METRICS = ("ic_ir", "mean_ic", "mean_rank_ic", "rank_ic_ir", "t_stat", "hit_rate", "cv_mean")
+
+# Keys (per table) that identify the rows one unit of files produced; used to drop and re-insert a unit.
+TABLE_NAMES = (
+    "runs", "run_targets", "models", "routing_decisions", "artifacts", "rejected", "aliases",
+    "pick_best_ic_ir_per_view", "pick_best_ic_ir_per_family",
+)  # fmt: skip

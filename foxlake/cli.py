@@ -38,22 +38,101 @@ def cmd_catalog_index(args: argparse.Namespace) -> int:
     from catalog import build_catalog
 
     t0 = time.perf_counter()
-    rep = build_catalog(_results(args))
+    rep = build_catalog(_results(args), full=args.full, verify=args.verify, workers=args.workers)
+    if args.json:
+        print(json.dumps(rep.to_dict(), sort_keys=True))
+        return 0
+    what = {"full": "rebuilt from the files", "incremental": "updated", "unchanged": "unchanged"}[rep.mode]
     print(
-        f"indexed {rep.runs} run(s), {rep.models} model(s), {rep.routing_decisions} routing row(s), "
-        f"{rep.rejected} rejected → {rep.path} ({time.perf_counter() - t0:.2f}s)"
+        f"catalog {what}: {rep.runs} run(s), {rep.models} model(s), {rep.routing_decisions} routing row(s), "
+        f"{rep.rejected} rejected, {rep.aliases} alias row(s); read {rep.model_dirs_read} model dir(s) and "
+        f"{rep.files_read} other file(s) → {rep.path} ({time.perf_counter() - t0:.2f}s)"
     )
     return 0
 
 
-def cmd_catalog_sql(args: argparse.Namespace) -> int:
-    from catalog import format_table, sql
+def _print_frame(df, args: argparse.Namespace) -> None:
+    from catalog import format_table
 
-    df = sql(_results(args), args.query)
-    if args.json:
+    if getattr(args, "json", False):
         print(json.dumps(df.to_dicts(), default=str, indent=2))
     else:
-        print(format_table(df, max_rows=args.max_rows))
+        print(format_table(df, max_rows=getattr(args, "max_rows", 50)))
+
+
+def cmd_catalog_sql(args: argparse.Namespace) -> int:
+    from catalog import sql
+
+    _print_frame(sql(_results(args), args.query), args)
+    return 0
+
+
+def cmd_catalog_models(args: argparse.Namespace) -> int:
+    from catalog import models
+    from catalog.query import MODEL_SUMMARY_COLUMNS
+
+    columns = "*" if args.all_columns else MODEL_SUMMARY_COLUMNS
+    df = models(_results(args), target=args.target, view=args.view, family=args.family, symbol=args.symbol,
+                run_dir=args.run_dir, columns=columns)  # fmt: skip
+    _print_frame(df, args)
+    return 0
+
+
+def cmd_catalog_runs(args: argparse.Namespace) -> int:
+    from catalog import runs
+
+    _print_frame(runs(_results(args)), args)
+    return 0
+
+
+def cmd_catalog_best(args: argparse.Namespace) -> int:
+    from catalog import best_models
+
+    df = best_models(_results(args), args.metric).select(
+        "target", "view", "symbol", "family", "interval_minutes", "mean_ic", "ic_ir", "model_dir"
+    )
+    _print_frame(df, args)
+    return 0
+
+
+def cmd_catalog_rejected(args: argparse.Namespace) -> int:
+    from catalog import rejected
+
+    _print_frame(rejected(_results(args)), args)
+    return 0
+
+
+def cmd_catalog_alias_set(args: argparse.Namespace) -> int:
+    from catalog import set_alias
+
+    rec = set_alias(_results(args), args.name, args.model_dir, note=args.note, set_by=args.by, check=not args.force)
+    print(f"{rec['alias']} → {rec['model_dir']} (set by {rec['set_by']} at {rec['set_at']})")
+    return 0
+
+
+def cmd_catalog_alias_clear(args: argparse.Namespace) -> int:
+    from catalog import clear_alias
+
+    rec = clear_alias(_results(args), args.name, note=args.note, set_by=args.by)
+    print(f"{rec['alias']} cleared (by {rec['set_by']} at {rec['set_at']})")
+    return 0
+
+
+def cmd_catalog_alias_list(args: argparse.Namespace) -> int:
+    from catalog import list_aliases
+
+    df = list_aliases(_results(args)).select("alias", "model_dir", "set_at", "set_by", "note", "indexed", "checksum_ok")
+    _print_frame(df, args)
+    return 0
+
+
+def cmd_catalog_alias_show(args: argparse.Namespace) -> int:
+    from catalog import alias_history
+
+    df = alias_history(_results(args), args.name)
+    if df.height == 0:
+        raise KeyError(f"alias {args.name!r} has never been set")
+    _print_frame(df, args)
     return 0
 
 
@@ -110,18 +189,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_materialize)
 
     cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(dest="catalog_cmd", required=True)
-    p = cat.add_parser("index", help="(re)build RESULTS/catalog.duckdb from the files")
+    p = cat.add_parser("index", help="bring RESULTS/catalog.duckdb up to date with the files (incremental)")
+    p.add_argument("--full", action="store_true", help="rebuild from the files instead of applying what changed")
+    p.add_argument("--verify", action="store_true", help="stat every indexed file (catches in-place edits)")
+    p.add_argument("--workers", type=int, default=None, help="reader processes (default: automatic)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(fn=cmd_catalog_index)
     p = cat.add_parser("sql", help="run SQL against the catalog and print a table")
     p.add_argument("query")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.add_argument("--max-rows", type=int, default=50)
     p.set_defaults(fn=cmd_catalog_sql)
+    p = cat.add_parser("models", help="list indexed models")
+    for opt in ("--target", "--view", "--family", "--symbol", "--run-dir"):
+        p.add_argument(opt, default=None)
+    p.add_argument("--all-columns", action="store_true", help="every column, not the summary")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(fn=cmd_catalog_models)
+    p = cat.add_parser("runs", help="list runs with their model counts and best metrics")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(fn=cmd_catalog_runs)
+    p = cat.add_parser("best", help="best model per target/view/symbol (complete runs, checksum ok)")
+    p.add_argument("--metric", default="ic_ir", help="ic_ir, mean_ic, mean_rank_ic, rank_ic_ir, t_stat, …")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(fn=cmd_catalog_best)
+    p = cat.add_parser("rejected", help="files that broke a contract, with the reason")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(fn=cmd_catalog_rejected)
+    al = cat.add_parser("alias", help="model aliases (champion, challenger, …)").add_subparsers(
+        dest="alias_cmd", required=True
+    )
+    p = al.add_parser("set", help="point NAME at MODEL_DIR (relative to RESULTS); the old target stays in history")
+    p.add_argument("name")
+    p.add_argument("model_dir")
+    p.add_argument("--note", default=None)
+    p.add_argument("--by", default=None, help="who sets it (default: $FOXLAKE_USER or the login name)")
+    p.add_argument("--force", action="store_true", help="allow a model directory the catalog does not list")
+    p.set_defaults(fn=cmd_catalog_alias_set)
+    p = al.add_parser("clear", help="make NAME point nowhere (kept in history)")
+    p.add_argument("name")
+    p.add_argument("--note", default=None)
+    p.add_argument("--by", default=None)
+    p.set_defaults(fn=cmd_catalog_alias_clear)
+    p = al.add_parser("list", help="active aliases and the models they point at")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(fn=cmd_catalog_alias_list)
+    p = al.add_parser("show", help="the history of one alias")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=50)
+    p.set_defaults(fn=cmd_catalog_alias_show)
 
     live = sub.add_parser("live", help="live trading").add_subparsers(dest="live_cmd", required=True)
     p = live.add_parser("replay", help="replay the last N bars through the live path")
     p.add_argument("--bars", type=int, default=50)
-    p.add_argument("--policy", default="best_ic_ir", help="named policy or a SQL select returning model_dir")
+    p.add_argument(
+        "--policy", default="best_ic_ir", help="named policy (configs/policies.yaml), alias:NAME, or a SQL select"
+    )
     p.add_argument("--interval-minutes", type=float, default=None, help="live bar interval (default: the config's)")
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--strict", action="store_true", help="refuse models whose checksum is missing or wrong")

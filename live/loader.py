@@ -20,7 +20,7 @@ from contracts.families import family_spec
 from contracts.io import sha256_file
 from contracts.model_meta import ModelMeta, load_model_meta
 from contracts.paths import MODEL_META
-from live.policies import DEFAULT_POLICY, policy_sql
+from live.policies import DEFAULT_POLICY, alias_names, policy_sql
 from ml.families import get_family
 
 log = logging.getLogger("foxlake.live.loader")
@@ -52,7 +52,15 @@ class LoadedModel:
 def select_models(
     results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
 ) -> list[str]:
-    """``model_dir`` values (relative to RESULTS) that a policy picks."""
+    """``model_dir`` values (relative to RESULTS) that a policy picks.
+
+    ``policy``: a named policy (built in or from ``configs/policies.yaml``), ``alias:<name>[,<name>…]``, or a
+    ``select`` returning ``model_dir``. An alias resolves to the model it points at now, whatever its interval
+    (:func:`load_model` still refuses a model trained on another interval).
+    """
+    names = alias_names(policy)
+    if names is not None:
+        return _resolve_aliases(results, names)
     query = policy_sql(policy)
     con = connect(results)
     try:
@@ -68,6 +76,50 @@ def select_models(
     if "model_dir" not in cols:
         raise ValueError(f"a selection policy must return a model_dir column; got {cols}")
     return [r[cols.index("model_dir")] for r in rows]
+
+
+def _resolve_aliases(results: str | Path, names: list[str]) -> list[str]:
+    con = connect(results)
+    try:
+        rows = dict(
+            con.execute(
+                "select alias, model_dir from aliases where active and alias in (select unnest($names))",
+                {"names": names},
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise ValueError(f"alias(es) not set: {missing}; set one with `foxlake catalog alias set NAME MODEL_DIR`")
+    return list(dict.fromkeys(rows[n] for n in names))
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a selected model's files are."""
+
+    model_dir: Path
+    meta_path: Path
+    model_path: Path | None  # as indexed (None when the catalog does not list it)
+
+
+def resolve_model_files(
+    results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
+) -> list[ModelFiles]:
+    """The files of the models a policy or an alias picks (absolute paths)."""
+    root = Path(results)
+    dirs = select_models(results, policy, interval_minutes)
+    con = connect(results)
+    try:
+        paths = dict(
+            con.execute(
+                "select model_dir, model_path from models where model_dir in (select unnest($dirs))", {"dirs": dirs}
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    return [ModelFiles(root / d, root / d / MODEL_META, root / paths[d] if paths.get(d) else None) for d in dirs]
 
 
 def load_model(model_dir: Path, *, strict: bool = False, interval_minutes: float | None = None) -> LoadedModel:

@@ -1,19 +1,43 @@
-"""Named model-selection policies: SQL over the catalog that returns the models live trading loads.
+"""Model-selection policies: SQL over the catalog that returns the models live trading loads, or an alias.
 
-A policy query returns at least ``model_dir`` and may use the parameter ``$interval_minutes`` (the live
-data's bar interval), so models trained on another interval are never chosen.
+A policy is one of:
+
+* a **named policy**: built in (below) or from ``configs/policies.yaml`` (``$FOXLAKE_POLICIES`` to point
+  elsewhere), validated by :class:`PolicyFile`; a YAML policy of the same name replaces the built-in one;
+* an **alias**: ``alias:champion`` (several: ``alias:champion,challenger``) resolves to the model directories
+  the aliases point at now (``foxlake catalog alias set …``);
+* a literal ``select …`` / ``with …`` returning a ``model_dir`` column.
+
+A policy query may use ``$interval_minutes`` (the live data's bar interval), so models trained on another
+interval are never chosen.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+POLICIES_ENV = "FOXLAKE_POLICIES"
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parents[1] / "configs" / "policies.yaml"
+ALIAS_PREFIX = "alias:"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
 POLICIES: dict[str, str] = {
-    # Per target/view/symbol, the model with the best IC_IR among complete runs whose checksum is ok.
+    # Per target/view/symbol/family, the model with the best IC_IR among complete runs whose checksum is ok
+    # (materialized by the indexer in pick_best_ic_ir_per_family, for every interval).
     "best_ic_ir": """
-        select m.model_dir from models m join runs r using (run_dir)
-        where r.complete and m.checksum_ok and m.interval_minutes = $interval_minutes
-        qualify row_number() over (partition by m.target, m.view, coalesce(m.symbol, ''), m.family
-                                   order by m.ic_ir desc nulls last, m.model_dir) = 1
-        order by m.target, m.view, m.symbol nulls first, m.family
+        select model_dir from pick_best_ic_ir_per_family where interval_minutes = $interval_minutes
+        order by target, view, symbol nulls first, family
+    """,
+    # Per target/view/symbol, the one model with the best IC_IR (ties: mean IC) among complete runs whose
+    # checksum is ok (materialized in pick_best_ic_ir_per_view).
+    "best_ic_ir_per_view": """
+        select model_dir from pick_best_ic_ir_per_view where interval_minutes = $interval_minutes
+        order by target, view, symbol nulls first
     """,
     # Every model of the newest complete run at this interval.
     "latest_run": """
@@ -27,10 +51,89 @@ POLICIES: dict[str, str] = {
 DEFAULT_POLICY = "best_ic_ir"
 
 
+class PolicySpec(BaseModel):
+    """One named policy in ``policies.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(description="a select (or with … select) returning model_dir; may use $interval_minutes")
+    description: str = ""
+
+    @field_validator("sql")
+    @classmethod
+    def _is_select(cls, v: str) -> str:
+        if not v.lstrip().lower().startswith(("select", "with")):
+            raise ValueError("a policy is a SQL query starting with select or with")
+        return v
+
+
+class PolicyFile(BaseModel):
+    """``policies.yaml``: ``policies: {name: {sql: …, description: …}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policies: dict[str, PolicySpec] = Field(default_factory=dict)
+
+    @field_validator("policies")
+    @classmethod
+    def _names(cls, v: dict[str, PolicySpec]) -> dict[str, PolicySpec]:
+        for name in v:
+            if not _NAME_RE.match(name) or name.startswith(ALIAS_PREFIX.rstrip(":")):
+                raise ValueError(f"policy name {name!r}: letters, digits, '_', '.', '-'; not starting with 'alias'")
+        return v
+
+
+_cache: dict[tuple[str, int], dict[str, PolicySpec]] = {}
+
+
+def policy_file() -> Path:
+    """The policies file in use: ``$FOXLAKE_POLICIES`` or ``configs/policies.yaml`` of the repository."""
+    return Path(os.environ.get(POLICIES_ENV) or DEFAULT_POLICY_FILE)
+
+
+def load_policies(path: str | Path | None = None) -> dict[str, PolicySpec]:
+    """The named policies of a YAML file (``{}`` when the file does not exist).
+
+    Raises:
+        ValueError: the file is not a valid policy file (the message names the file and the field).
+    """
+    path = Path(path) if path is not None else policy_file()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return {}
+    key = (str(path), mtime)
+    if key not in _cache:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            _cache[key] = PolicyFile.model_validate(doc).policies
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise ValueError(f"{path}: not a valid policy file: {exc}") from None
+    return _cache[key]
+
+
+def all_policies() -> dict[str, str]:
+    """Every named policy: the built-in ones, then the YAML file's (which win on a name clash)."""
+    return POLICIES | {name: spec.sql for name, spec in load_policies().items()}
+
+
+def alias_names(policy: str) -> list[str] | None:
+    """The alias names of an ``alias:a[,b]`` policy, or None when ``policy`` is not an alias."""
+    if not policy.startswith(ALIAS_PREFIX):
+        return None
+    names = [n.strip() for n in policy[len(ALIAS_PREFIX) :].split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"{policy!r}: name at least one alias, e.g. alias:champion")
+    return names
+
+
 def policy_sql(name_or_sql: str) -> str:
     """The SQL of a named policy, or the text itself when it is already a ``select``."""
-    if name_or_sql in POLICIES:
-        return POLICIES[name_or_sql]
+    named = all_policies()
+    if name_or_sql in named:
+        return named[name_or_sql]
     if name_or_sql.lstrip().lower().startswith(("select", "with")):
         return name_or_sql
-    raise KeyError(f"unknown selection policy {name_or_sql!r}; named policies: {sorted(POLICIES)}")
+    raise KeyError(
+        f"unknown selection policy {name_or_sql!r}; named policies: {sorted(named)}, or alias:<name>, or a select"
+    )

@@ -517,9 +517,7 @@ SCHEMA_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [c[1:] for c in SCHEMA_ERRORS], ids=[c[0] for c in SCHEMA_ERRORS]
-)
+@pytest.mark.parametrize(("mutate", "field"), [c[1:] for c in SCHEMA_ERRORS], ids=[c[0] for c in SCHEMA_ERRORS])
 def test_model_meta_schema_error_names_dotted_field(mutate, field):
     doc = full_meta()
     mutate(doc)
@@ -940,9 +938,7 @@ JSON_LIKE = st.recursive(
     | st.integers(min_value=-(10**40), max_value=10**40)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
-    ),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
     max_leaves=25,
 )
 
@@ -1210,9 +1206,7 @@ def test_every_family_has_an_expected_extension():
 def test_write_json_schemas(tmp_path):
     paths = write_json_schemas(tmp_path / "schemas")
     assert len(paths) == len(SCHEMAS) == 8
-    assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == sorted(
-        f"{n}.schema.json" for n in SCHEMAS
-    )
+    assert sorted(p.name for p in (tmp_path / "schemas").iterdir()) == sorted(f"{n}.schema.json" for n in SCHEMAS)
     for path in paths:
         raw = path.read_text(encoding="utf-8")
         schema = json.loads(raw)
@@ -1229,7 +1223,5 @@ def test_write_json_schemas(tmp_path):
         "model_checksum",
         "interval_minutes",
     }
-    routing_schema = json.loads(
-        (tmp_path / "schemas" / "routing_decisions.schema.json").read_text(encoding="utf-8")
-    )
+    routing_schema = json.loads((tmp_path / "schemas" / "routing_decisions.schema.json").read_text(encoding="utf-8"))
     assert "RoutingDecision" in routing_schema["$defs"]

@@ -31,13 +31,22 @@ def dagster_dev(tmp_path: Path):
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     results = tmp_path / "RESULTS"
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FOXLAKE_RESULTS": str(results), "FOXLAKE_CONFIG": SMOKE_CONFIG,
-           "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "FOXLAKE_RESULTS": str(results),
+        "FOXLAKE_CONFIG": SMOKE_CONFIG,
+        "PYTHONPATH": str(REPO),
+    }
     dagster = Path(os.sys.executable).with_name("dagster")
     log = open(tmp_path / "dagster_dev.log", "w")
     proc = subprocess.Popen(
         [str(dagster), "dev", "-m", "assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,9 +89,14 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
     nodes = _graphql(base, ASSET_GRAPH_QUERY)["assetNodes"]
     deps = {n["assetKey"]["path"][-1]: {d["path"][-1] for d in n["dependencyKeys"]} for n in nodes}
     assert deps == {
-        "bars": set(), "features": {"bars"}, "target_ranking": {"features"}, "feature_selection": {"target_ranking"},
-        "routing_decisions": {"feature_selection"}, "models": {"routing_decisions"},
-        "manifest": {"routing_decisions"}, "model_catalog": {"manifest"},
+        "bars": set(),
+        "features": {"bars"},
+        "target_ranking": {"features"},
+        "feature_selection": {"target_ranking"},
+        "routing_decisions": {"feature_selection"},
+        "models": {"routing_decisions"},
+        "manifest": {"routing_decisions"},
+        "model_catalog": {"manifest"},
     }
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
@@ -91,7 +105,9 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
     )
     deadline = time.monotonic() + 300
     while (status := client.get_run_status(run_id)) not in (
-        DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED
+        DagsterRunStatus.SUCCESS,
+        DagsterRunStatus.FAILURE,
+        DagsterRunStatus.CANCELED,
     ):
         assert time.monotonic() < deadline, f"run {run_id} still {status}"
         time.sleep(1)

@@ -72,9 +72,8 @@ def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
     assert {d.route for d in routing.values()} == {"CROSS_SECTIONAL", "SYMBOL_SPECIFIC", "BOTH", "BLOCKED"}
     for noise in ("fwd_ret_15m_delay15m", "fwd_ret_30m_delay30m"):
         assert routing[noise].route == "BLOCKED"
-    ss = [load_model_meta(p) for p in metas if "view=SYMBOL_SPECIFIC" in str(p)]
-    assert all(f"symbol={m.symbol}" in str(p) for m, p in zip(ss, [p for p in metas if "view=SYMBOL_SPECIFIC" in str(p)],
-                                                             strict=True))
+    ss_paths = [p for p in metas if "view=SYMBOL_SPECIFIC" in str(p)]
+    assert all(f"symbol={load_model_meta(p).symbol}" in str(p) for p in ss_paths)
     assert manifest.run_metadata["dagster_run_id"]
     assert manifest.config_digest and len(manifest.config_digest) == 64
 
@@ -82,7 +81,11 @@ def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
 def _foxlake(args: list[str], results: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "foxlake.cli", "--results", str(results), *args],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
     )
 
 
@@ -91,8 +94,11 @@ def test_catalog_counts_every_model_meta(pipeline_results: Path, cli_env: dict) 
     out = _foxlake(["catalog", "sql", "select count(*) as n from models", "--json"], pipeline_results, cli_env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [{"n": n_files}]
-    table = _foxlake(["catalog", "sql", "select target, route from routing_decisions where scope = 'global'"],
-                     pipeline_results, cli_env)
+    table = _foxlake(
+        ["catalog", "sql", "select target, route from routing_decisions where scope = 'global'"],
+        pipeline_results,
+        cli_env,
+    )
     assert "fwd_ret_15m_delay15m | BLOCKED" in table.stdout
 
 
@@ -161,7 +167,10 @@ def test_replay_then_bridge_serves_its_state_over_http(results_copy: Path, cli_e
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "foxlake.cli", "--results", str(results_copy), "bridge", "serve", "--port", str(port)],
-        env=cli_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=cli_env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"

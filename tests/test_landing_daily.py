@@ -26,13 +26,24 @@ def test_daily_csv_goes_end_to_end(tmp_path: Path) -> None:
     write_landing_csv(bars.filter(bars["ts"] <= cut), landing_dir(results) / "2024_part1.csv")
     write_landing_csv(bars.filter(bars["ts"] > cut), landing_dir(results) / "2024_part2.csv")
     config = tmp_path / "daily.yaml"
-    config.write_text(yaml.safe_dump({
-        "run_id": "daily", "data_source": "landing", "interval_minutes": 1440,
-        "targets": [{"horizon_bars": 1}, {"horizon_bars": 1, "delay_bars": 2}, {"horizon_bars": 2, "delay_bars": 5}],
-        "families": ["LightGBM", "Ridge"], "ranking_families": ["LightGBM", "Ridge"],
-        "ranking_params": {"LightGBM": {"num_boost_round": 30}},
-        "cv": {"n_folds": 3, "min_train_timestamps": 100},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "run_id": "daily",
+                "data_source": "landing",
+                "interval_minutes": 1440,
+                "targets": [
+                    {"horizon_bars": 1},
+                    {"horizon_bars": 1, "delay_bars": 2},
+                    {"horizon_bars": 2, "delay_bars": 5},
+                ],
+                "families": ["LightGBM", "Ridge"],
+                "ranking_families": ["LightGBM", "Ridge"],
+                "ranking_params": {"LightGBM": {"num_boost_round": 30}},
+                "cv": {"n_folds": 3, "min_train_timestamps": 100},
+            }
+        )
+    )
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         resources={"lake": LakeResource(results_dir=str(results), config_path=str(config))},

@@ -1,0 +1,279 @@
+"""Benchmark the DuckDB catalog against a file-walk loader (glob + json.load of every model_meta, as the original
+FoxML loader did), in one run.
+
+Run from the repository root::
+
+    .venv/bin/python bench/catalog.py                          # N = 1,000, 10,000 and 50,000 metas
+    .venv/bin/python bench/catalog.py --sizes 1000 10000       # a subset
+
+For each N it writes N synthetic model directories in the spec's layout (``catalog.synthetic``: model file,
+model_meta.json, reproducibility.json, fingerprints.json, plus manifests and routing files) and measures:
+
+* **pick-best**: the issue's policy (best IC_IR per target/view/symbol among complete runs whose interval
+  equals the live data's, checksum ok; ``best_ic_ir_per_view`` in configs/policies.yaml). *Warm*: the
+  query on an open connection (result fetched); *cold*: ``live.loader.select_models`` (open the catalog file,
+  query, close). Baseline: ``file_walk_pick_best``, which globs every model_meta.json and manifest.json,
+  json-loads them and picks in Python (it cannot check checksums without hashing every model file; with
+  every checksum valid, both pick the same models, which the bench asserts).
+* **full index**: ``build_catalog(full=True)`` in a fresh process (``import catalog`` not timed);
+* **no-change re-index**: ``build_catalog`` again, nothing changed (median of 5);
+* **incremental**: a new run with N/100 models written, then ``build_catalog``;
+* **peak RSS** of the indexing process (``VmHWM``) and of its largest worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+POLICY = "best_ic_ir_per_view"
+INTERVAL = 5.0
+GOALS_AT_10K = {"pick_warm_ms": 3.0, "ratio_warm": 500.0, "full_s": 1.0, "nochange_s": 0.1, "rss_mb": 500.0}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the baseline: walk the files, as the original loader did
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def file_walk_pick_best(root: str, interval_minutes: float) -> list[str]:
+    """Best IC_IR per target/view/symbol among complete runs at ``interval_minutes``, from the files alone."""
+    complete = {}
+    for path in glob.glob(os.path.join(root, "runs", "*", "*", "manifest.json")):
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        index = doc.get("target_index") or {}
+        run_dir = os.path.relpath(os.path.dirname(path), root)
+        complete[run_dir] = bool(index) and all(e.get("status") == "complete" for e in index.values())
+    best: dict[tuple, tuple] = {}
+    pattern = os.path.join(root, "runs", "*", "*", "targets", "*", "models", "**", "model_meta.json")
+    for path in glob.glob(pattern, recursive=True):
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        model_dir = os.path.relpath(os.path.dirname(path), root)
+        run_dir = "/".join(model_dir.split("/")[:3])
+        if not complete.get(run_dir) or doc.get("interval_minutes") != interval_minutes:
+            continue
+        key = (doc["target"], doc.get("view"), doc.get("symbol") or "")
+        m = doc["metrics"]
+        rank = (m["IC_IR"], m["mean_IC"], _Desc(model_dir))
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, model_dir)
+    return sorted(v[1] for v in best.values())
+
+
+class _Desc(str):
+    """A string that sorts backwards (ties go to the smallest model_dir, as in the SQL)."""
+
+    def __lt__(self, other: str) -> bool:
+        return str.__gt__(self, other)
+
+    def __gt__(self, other: str) -> bool:
+        return str.__lt__(self, other)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the indexing side, measured in a fresh process
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def index_worker(root: str, n: int) -> dict:
+    """Full index, no-change re-index and an incremental index in this (fresh) process; peak RSS."""
+    import resource
+
+    from catalog import build_catalog
+    from catalog.synthetic import generate
+
+    t = time.perf_counter()
+    full = build_catalog(root, full=True)
+    full_s = time.perf_counter() - t
+    nochange = []
+    for _ in range(5):
+        t = time.perf_counter()
+        rep = build_catalog(root)
+        nochange.append(time.perf_counter() - t)
+        assert rep.mode == "unchanged", rep
+    extra = generate(root, max(1, n // 100), seed=7, first_run=100_000)
+    time.sleep(0.05)  # the new files are older than the next index's clock tick (not racy)
+    t = time.perf_counter()
+    inc = build_catalog(root)
+    inc_s = time.perf_counter() - t
+    assert inc.mode == "incremental" and inc.models == full.models + extra.n_models, (inc, full, extra.n_models)
+    # back to the N metas the pick-best measures
+    for run_dir in extra.run_dirs:
+        shutil.rmtree(os.path.join(root, run_dir))
+    rep = build_catalog(root)
+    assert rep.models == full.models, rep
+    self_kb = _peak_rss_kb()
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "models": full.models,
+        "rejected": full.rejected,
+        "full_s": full_s,
+        "nochange_s": statistics.median(nochange),
+        "incremental_s": inc_s,
+        "incremental_models": extra.n_models,
+        "rss_mb": self_kb / 1024,
+        "worker_rss_mb": child_kb / 1024,
+    }
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS. Not ``ru_maxrss``: after fork+exec Linux carries the parent's high-water mark
+    into the child's ``ru_maxrss`` (the bench process's own memory); ``VmHWM`` is this process's alone."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def measure_index(root: str, n: int) -> dict:
+    cmd = [sys.executable, __file__, "--index-worker", root, str(n)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"index worker failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# pick-best
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _median_ms(fn, repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000, result
+
+
+def measure_pick(root: str) -> dict:
+    from catalog import connect
+    from live.loader import select_models
+    from live.policies import policy_sql
+
+    query = policy_sql(POLICY)
+    con = connect(root)
+    try:
+        con.execute(query, {"interval_minutes": INTERVAL}).fetchall()  # first query: warms DuckDB's caches
+        warm_ms, warm = _median_ms(
+            lambda: [r[0] for r in con.execute(query, {"interval_minutes": INTERVAL}).fetchall()], 50
+        )
+    finally:
+        con.close()
+    cold_ms, cold = _median_ms(lambda: select_models(root, POLICY, INTERVAL), 20)
+    walk_ms, walked = _median_ms(lambda: file_walk_pick_best(root, INTERVAL), 3)
+    if sorted(warm) != walked or sorted(cold) != walked:
+        raise AssertionError("the catalog and the file walk picked different models")
+    return {"picked": len(walked), "pick_warm_ms": warm_ms, "pick_cold_ms": cold_ms, "walk_ms": walk_ms}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count()
+    import duckdb
+    import polars
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{platform.processor() or platform.machine()}, {cpus} CPU(s) available, load average {load:.2f}; "
+        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, polars {polars.__version__}"
+    )
+
+
+def run(sizes: list[int], workdir: str | None, keep: bool) -> int:
+    from catalog.synthetic import generate
+
+    print(f"machine: {_machine()}", flush=True)
+    rows = []
+    for n in sizes:
+        root = tempfile.mkdtemp(prefix=f"foxlake-bench-{n}-", dir=workdir)
+        try:
+            t = time.perf_counter()
+            gen = generate(root, n)
+            files = sum(len(f) for _, _, f in os.walk(os.path.join(root, "runs")))
+            print(f"N={n:,}: wrote {gen.n_models:,} model dirs in {len(gen.run_dirs)} runs ({files:,} files) "
+                  f"in {time.perf_counter() - t:.1f}s", flush=True)  # fmt: skip
+            time.sleep(0.05)
+            idx = measure_index(root, n)
+            pick = measure_pick(root)
+            row = {"n": n, "files": files, **idx, **pick}
+            row["ratio_warm"] = row["walk_ms"] / row["pick_warm_ms"]
+            row["ratio_cold"] = row["walk_ms"] / row["pick_cold_ms"]
+            rows.append(row)
+            print(
+                f"  full index {row['full_s']:.3f}s, no-change {row['nochange_s'] * 1000:.1f}ms, incremental "
+                f"(+{row['incremental_models']}) {row['incremental_s']:.3f}s, peak RSS {row['rss_mb']:.0f}MB "
+                f"(worker {row['worker_rss_mb']:.0f}MB); pick-best warm {row['pick_warm_ms']:.2f}ms, cold "
+                f"{row['pick_cold_ms']:.1f}ms, file walk {row['walk_ms']:.0f}ms ({row['picked']} models)",
+                flush=True,
+            )
+        finally:
+            if keep:
+                print(f"  kept {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+    print()
+    print("| N metas | files | full index (s) | no-change re-index (ms) | incremental +1% (s) | peak RSS (MB) | "
+          "pick-best warm (ms) | pick-best cold (ms) | file walk (ms) | walk / warm | walk / cold |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['n']:,} | {r['files']:,} | {r['full_s']:.2f} | {r['nochange_s'] * 1000:.0f} | "
+            f"{r['incremental_s']:.2f} | {r['rss_mb']:.0f} (worker {r['worker_rss_mb']:.0f}) | "
+            f"{r['pick_warm_ms']:.2f} | {r['pick_cold_ms']:.1f} | {r['walk_ms']:.0f} | {r['ratio_warm']:,.0f}x | "
+            f"{r['ratio_cold']:,.0f}x |"
+        )
+    at10k = next((r for r in rows if r["n"] == 10_000), None)
+    if at10k:
+        checks = {
+            "pick-best warm <= 3 ms": at10k["pick_warm_ms"] <= GOALS_AT_10K["pick_warm_ms"],
+            "walk / warm >= 500x": at10k["ratio_warm"] >= GOALS_AT_10K["ratio_warm"],
+            "full index <= 1 s": at10k["full_s"] <= GOALS_AT_10K["full_s"],
+            "no-change re-index <= 0.1 s": at10k["nochange_s"] <= GOALS_AT_10K["nochange_s"],
+            "peak RSS < 500 MB": max(at10k["rss_mb"], at10k["worker_rss_mb"]) < GOALS_AT_10K["rss_mb"],
+        }
+        print("\ngoals at 10,000: " + ", ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
+    parser.add_argument("--dir", default=None, help="where to write the synthetic RESULTS (default: system temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the synthetic RESULTS folders")
+    parser.add_argument("--index-worker", nargs=2, metavar=("ROOT", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.index_worker:
+        print(json.dumps(index_worker(args.index_worker[0], int(args.index_worker[1]))))
+        return 0
+    return run(args.sizes, args.dir, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
