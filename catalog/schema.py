@@ -28,7 +28,7 @@ read them, so picking models costs one small indexed lookup instead of a window 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Columns whose values are times of indexing: they differ between two builds of the same files.
 INDEXING_TIME_COLUMNS = {"indexed_at", "seen_at"}
@@ -79,7 +79,7 @@ create table models (
     view varchar not null,
     symbol varchar,
     family varchar not null,              -- canonical spelling
-    interval_minutes double not null,
+    interval_minutes double,              -- NULL: a contract-1.0 meta that did not record it (never picked)
     feature_list varchar[] not null,      -- the order the model was trained with
     n_features integer not null,
     mean_ic double,                       -- metrics.mean_IC

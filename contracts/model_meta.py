@@ -84,7 +84,7 @@ class ModelMeta(BaseModel):
     n_features: int
     metrics: Metrics
     model_checksum: str | None
-    interval_minutes: float
+    interval_minutes: float | None  # None only in a contract-1.0 document that did not record it
     # optional
     symbol: str | None = None
     route: str | None = None
@@ -110,6 +110,7 @@ class ModelMeta(BaseModel):
     contract_version: str = CONTRACT_VERSION
     model_file: str | None = None
     legacy_feature_order: bool = Field(default=False, exclude=True)
+    legacy_interval_unknown: bool = Field(default=False, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -125,6 +126,17 @@ class ModelMeta(BaseModel):
             data["feature_list"] = list(data["features"] or [])
             data["legacy_feature_order"] = data["feature_list"] != sorted(data["feature_list"])
             data.setdefault("n_features", len(data["feature_list"]))
+            # contract 1.0 wrote neither field everywhere (fixed in 1.1): an unknown checksum is rule 4's
+            # None; an unknown interval is kept as None, and live trading refuses such a model (rule 3)
+            data.setdefault("model_checksum", None)
+            if "interval_minutes" not in data:
+                warnings.warn(
+                    "contract-1.0 model_meta without interval_minutes: the training interval is unknown",
+                    ContractWarning,
+                    stacklevel=2,
+                )
+                data["interval_minutes"] = None
+                data["legacy_interval_unknown"] = True
         if isinstance(data, dict) and data.get("input_mode") is None:
             data = dict(data)
             data["input_mode"] = "features"  # rule 5
@@ -151,7 +163,10 @@ class ModelMeta(BaseModel):
             raise _violation("n_features", "n_features", f"is {self.n_features} but feature_list has {len(fl)}")
         if self.model_checksum is not None and not _SHA256_RE.match(self.model_checksum):
             raise _violation("model_checksum", 2, "must be the 64-character lowercase hex SHA256 of the model file")
-        if not math.isfinite(self.interval_minutes) or self.interval_minutes <= 0:
+        if self.interval_minutes is None:
+            if not self.legacy_interval_unknown:
+                raise _violation("interval_minutes", 3, "is required (null only in a contract-1.0 document)")
+        elif not math.isfinite(self.interval_minutes) or self.interval_minutes <= 0:
             raise _violation(
                 "interval_minutes", 3, f"must be a positive number of minutes, got {self.interval_minutes}"
             )

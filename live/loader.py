@@ -125,6 +125,11 @@ def resolve_model_files(
 def load_model(model_dir: Path, *, strict: bool = False, interval_minutes: float | None = None) -> LoadedModel:
     """Validate the meta, check the interval, verify the checksum, then load the native file."""
     meta = load_model_meta(model_dir / MODEL_META)
+    if meta.interval_minutes is None:
+        raise ModelLoadError(
+            f"{model_dir / MODEL_META}: interval_minutes: unknown (a contract-1.0 meta); the interval cannot be "
+            "checked against the live data, so the model is not loaded (model_meta rule 3)"
+        )
     if interval_minutes is not None and abs(meta.interval_minutes - interval_minutes) > 1e-9:
         raise ModelLoadError(
             f"{model_dir}: trained on {meta.interval_minutes}-minute bars, live data is {interval_minutes}-minute"

@@ -30,6 +30,7 @@ from catalog.schema import INDEXING_TIME_COLUMNS, TABLE_NAMES
 from catalog.synthetic import generate, model_meta
 from contracts.io import write_atomic_bytes, write_atomic_json
 from contracts.model_meta import load_model_meta
+from live.loader import ModelLoadError, load_model
 from tests.conftest import REPO
 
 PY = sys.executable
@@ -330,8 +331,10 @@ def test_metas_from_contract_versions_1_0_to_1_4_index(tmp_path: Path) -> None:
     metrics = {"mean_IC": 0.03, "mean_RankIC": 0.02, "IC_IR": 0.3}
     base = {"target": "fwd_ret_5m", "metrics": metrics, "interval_minutes": 5.0}
     docs = {
-        # 1.0: the deprecated features list in training order, no feature_list/n_features/input_mode, no checksum
-        "1.0": {**base, "family": "lightgbm", "features": ["ret_5", "ret_1", "rvol_20"], "model_checksum": None},
+        # 1.0: the deprecated features list in training order; no feature_list, n_features, input_mode,
+        # model_checksum or interval_minutes (1.0 did not write them on every path)
+        "1.0": {"target": "fwd_ret_5m", "metrics": metrics, "family": "lightgbm",
+                "features": ["ret_5", "ret_1", "rvol_20"]},
         # 1.1: sorted feature_list (and the old features), checksum, interval, no input_mode
         "1.1": {**base, "family": "XGBoost", "feature_list": ["a", "b"], "features": ["b", "a"], "n_features": 2,
                 "model_checksum": sha, "view": "CROSS_SECTIONAL", "route": "CROSS_SECTIONAL"},
@@ -366,6 +369,12 @@ def test_metas_from_contract_versions_1_0_to_1_4_index(tmp_path: Path) -> None:
     assert v10["feature_list"] == ["ret_5", "ret_1", "rvol_20"], "the legacy column order is the training order"
     assert v10["n_features"] == 3 and v10["input_mode"] == "features"
     assert v10["checksum_status"] == "missing" and v10["checksum_ok"] is False
+    assert v10["interval_minutes"] is None, "an unknown interval stays unknown"
+    picked = sql(root, "select model_dir from pick_best_ic_ir_per_view")["model_dir"].to_list()
+    assert str(dirs["1.0"].relative_to(root)) not in picked, "no policy picks a model of unknown interval"
+    with warnings.catch_warnings(), pytest.raises(ModelLoadError, match="interval_minutes: unknown"):
+        warnings.simplefilter("ignore")
+        load_model(dirs["1.0"], interval_minutes=5.0)
     assert rows["1.1"]["feature_list"] == ["a", "b"] and rows["1.1"]["legacy_features"] is False
     assert rows["1.1"]["checksum_ok"] is True and rows["1.1"]["input_mode"] == "features"
     assert rows["1.2"]["symbol"] == "AAA" and rows["1.2"]["view"] == "SYMBOL_SPECIFIC"

@@ -625,6 +625,27 @@ def test_legacy_features_field_warns_and_is_read_as_feature_list(with_n):
     assert "features" not in out  # deprecated: read, never written
 
 
+def test_contract_1_0_meta_without_checksum_or_interval_reads_with_both_unknown():
+    doc = minimal_meta()
+    doc["features"] = doc.pop("feature_list")
+    del doc["model_checksum"], doc["interval_minutes"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ContractWarning)
+        meta = parse_model_meta(doc)
+    assert meta.model_checksum is None and meta.interval_minutes is None
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'features'" in messages and "without interval_minutes" in messages
+
+
+@pytest.mark.parametrize("mutate", [_drop("interval_minutes"), _set("interval_minutes", None)], ids=["missing", "null"])
+def test_interval_is_required_from_contract_1_1_on(mutate):
+    doc = minimal_meta()
+    mutate(doc)
+    with pytest.raises(ContractError) as err:
+        parse_model_meta(doc)
+    assert err.value.field == "interval_minutes"
+
+
 def test_feature_list_wins_over_legacy_features_without_warning():
     doc = minimal_meta()
     doc["features"] = ["zzz_old"]
