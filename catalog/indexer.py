@@ -201,6 +201,7 @@ def _open_temp(root: Path, copy_of: Path | None) -> tuple[str, duckdb.DuckDBPyCo
         con.execute(f"attach '{tmp.replace(chr(39), chr(39) * 2)}' as cat (row_group_size {_ROW_GROUP})")
         con.execute("use cat")
         con.execute("set memory_limit = '256MB'")  # written blocks need not stay cached: bounded memory
+        con.execute("set threads = 1")
     except BaseException:
         con.close()
         _remove(tmp)
@@ -607,8 +608,8 @@ _REJECTED_COLUMNS = ("path", "kind", "reason", "field", "rule", "run_dir")
 _REJECTED_TYPES = dict.fromkeys(_REJECTED_COLUMNS, _S)
 _META_PATH = units.MODEL_COLUMNS.index("meta_path")
 _MANIFEST_PATH = units.RUN_COLUMNS.index("manifest_path")
-_KIND_SQL = "case kind " + " ".join(f"when {k} then '{v}'" for k, v in units.KIND_NAMES.items()) + " end"
-_MODEL_KIND_CODES = ", ".join(str(k) for k in sorted(units.MODEL_KINDS))
+assert list(units.KIND_NAMES) == list(range(1, len(units.KIND_NAMES) + 1)), "kind codes index a list"
+_KIND_SQL = "[" + ", ".join(f"'{v}'" for v in units.KIND_NAMES.values()) + "][kind]"
 
 _SQL = {
     # LIST columns and lineage come from the JSON texts, parsed once per row in bulk (DuckDB's JSON reader);
@@ -639,8 +640,6 @@ _SQL = {
     "routing_decisions": "insert into routing_decisions by name select *, $now as indexed_at from stage",
     "artifacts": (
         f"insert into artifacts by name select path, {_KIND_SQL} as kind, "
-        "nullif(regexp_extract(path, '^(runs/[^/]+/[^/]+)/.', 1), '') as run_dir, "
-        f"case when kind in ({_MODEL_KIND_CODES}) then regexp_extract(path, '^(.*)/[^/]*$', 1) end as model_dir, "
         "size, mtime_ns, make_timestamp(mtime_ns // 1000) as mtime, sha256 from stage"
     ),
     "rejected": "insert or replace into rejected by name select *, $now as seen_at from stage",

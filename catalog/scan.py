@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import time
 from array import array
@@ -191,22 +192,18 @@ def _list_dir(root: str, rel: str, out: Listing) -> list[str] | None:
 
     Records the directory and its indexed files in ``out``; returns its subdirectory names (None if gone).
     """
+    path = f"{root}/{rel}"
     try:
-        fd = os.open(f"{root}/{rel}", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        st = os.stat(path, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):  # replaced by a file or a symlink since it was listed: not walked
+            return None
+        with os.scandir(path) as it:  # by path: scandir on a descriptor costs a dup, fcntl and lseek more
+            entries = list(it)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         out.errors.append((rel, str(exc)))
         return None
-    try:
-        st = os.fstat(fd)
-        with os.scandir(fd) as it:
-            entries = list(it)
-    except OSError as exc:
-        out.errors.append((rel, str(exc)))
-        return None
-    finally:
-        os.close(fd)
     out.dirs[rel] = (st.st_mtime_ns, st.st_ino)
     subdirs, names = [], []
     for e in entries:

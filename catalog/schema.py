@@ -28,7 +28,7 @@ read them, so picking models costs one small indexed lookup instead of a window 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Columns whose values are times of indexing: they differ between two builds of the same files.
 INDEXING_TIME_COLUMNS = {"indexed_at", "seen_at"}
@@ -160,8 +160,11 @@ create table artifacts (                  -- path is unique (by construction; no
     path varchar not null,
     kind varchar not null,                -- manifest | routing_decision | model_meta | model | reproducibility
                                           -- | fingerprints | model_extra
-    run_dir varchar,
-    model_dir varchar,                    -- set for files of a model directory
+    -- derived from path when read (virtual: nothing to compute while indexing)
+    run_dir varchar as (case when path like 'runs/%/%/%' then array_to_string(string_split(path, '/')[1:3], '/') end)
+        virtual,
+    model_dir varchar as (case when kind not in ('manifest', 'routing_decision') then parse_dirpath(path, '/') end)
+        virtual,                          -- set for files of a model directory
     size bigint not null,
     mtime timestamp not null,
     mtime_ns bigint not null,
