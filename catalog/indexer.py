@@ -505,6 +505,16 @@ def run_job(job: tuple) -> dict:
     rows and file rows come back as Arrow tables (as Arrow IPC files in the spool dir when one is given, so the big
     payload never goes through a pipe), manifest/routing results and rejections as plain tuples.
     """
+    was_enabled = gc.isenabled()
+    gc.disable()  # a job allocates many small objects and no cycles: the collector's passes only cost time
+    try:
+        return _run_job(job)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run_job(job: tuple) -> dict:
     root, kind, payload, i, spool = job
     out: dict = {"dirs": {}, "units": [], "job": i, "rejected": []}
     if kind == "subtrees":
