@@ -232,7 +232,8 @@ def run(sizes: list[int], workdir: str | None, keep: bool) -> int:
             row["ratio_cold"] = row["walk_ms"] / row["pick_cold_ms"]
             rows.append(row)
             print(
-                f"  full index {row['full_s']:.3f}s (first {row['full_first_s']:.3f}s), no-change {row['nochange_s'] * 1000:.1f}ms, incremental "
+                f"  full index {row['full_s']:.3f}s (first {row['full_first_s']:.3f}s), "
+                f"no-change {row['nochange_s'] * 1000:.1f}ms, incremental "
                 f"(+{row['incremental_models']}) {row['incremental_s']:.3f}s, peak RSS {row['rss_mb']:.0f}MB "
                 f"(worker {row['worker_rss_mb']:.0f}MB); pick-best warm {row['pick_warm_ms']:.2f}ms, cold "
                 f"{row['pick_cold_ms']:.1f}ms, file walk {row['walk_ms']:.0f}ms ({row['picked']} models)",

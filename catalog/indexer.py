@@ -64,6 +64,8 @@ _CHUNK = 250
 _SUBTREE_JOBS = 16  # jobs a full build splits the models/ subtrees into
 _FLUSH_ROWS = 2048  # model rows per insert (whole row groups; the rest waits for the next one)
 _ROW_GROUP = 2048
+# The on-disk format the catalog is written in: any DuckDB from 1.4 on (library or plain CLI) opens the file.
+STORAGE_VERSION = "v1.4.0"
 
 
 def catalog_path(results: str | Path) -> Path:
@@ -198,7 +200,10 @@ def _open_temp(root: Path, copy_of: Path | None) -> tuple[str, duckdb.DuckDBPyCo
         os.unlink(tmp)  # DuckDB creates the file itself
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"attach '{tmp.replace(chr(39), chr(39) * 2)}' as cat (row_group_size {_ROW_GROUP})")
+        con.execute(
+            f"attach '{tmp.replace(chr(39), chr(39) * 2)}' as cat "
+            f"(row_group_size {_ROW_GROUP}, storage_version '{STORAGE_VERSION}')"
+        )
         con.execute("use cat")
         con.execute("set memory_limit = '256MB'")  # written blocks need not stay cached: bounded memory
         con.execute("set threads = 1")

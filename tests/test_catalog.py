@@ -119,6 +119,25 @@ def test_schema_tables_views_and_plain_duckdb(results: Path) -> None:
     assert sql(results, "select count(*) as n from models where model_dir like '/%'")["n"][0] == 0
 
 
+def test_the_plain_duckdb_cli_opens_the_catalog_with_the_same_views(results: Path) -> None:
+    build_catalog(results)
+    cli = Path(sys.executable).parent / "duckdb"  # the duckdb-cli package (dev extras), not the Python module
+    assert cli.is_file(), f"{cli} missing: install the dev extras (make test does)"
+    query = (
+        "select (select count(*) from models) as models, (select count(*) from best_models) as best, "
+        "(select count(*) from best_models_by('mean_ic')) as best_by, (select count(*) from run_summary) as runs, "
+        "(select count(*) from artifacts where model_dir is not null) as model_files"
+    )
+    out = subprocess.run(
+        [str(cli), "-readonly", "-json", str(catalog_path(results)), "-c", query],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)[0]
+    want = sql(results, query).to_dicts()[0]
+    assert got == want and got["models"] == 160 and got["best"] > 0
+
+
 # --- incremental indexing and rebuild identity -----------------------------------------------------------------
 
 
