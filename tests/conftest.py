@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, *, timeout_s: float, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail (with the server's log tail) if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            pytest.fail(f"{url} did not answer (exit code {proc.poll()}):\n{tail}")
+        time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")

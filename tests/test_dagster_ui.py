@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from contracts.manifest import load_manifest
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, wait_for_http
 
 SMOKE_CONFIG = str(REPO / "configs" / "smoke.yaml")
 
@@ -50,17 +50,8 @@ def dagster_dev(tmp_path: Path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("dagster dev did not start:\n" + (tmp_path / "dagster_dev.log").read_text()[-3000:])
-            time.sleep(0.5)
+        log.flush()
+        wait_for_http(f"{base}/server_info", proc, timeout_s=120, log=tmp_path / "dagster_dev.log")
         yield base, port, results
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from contracts.manifest import load_manifest
 from contracts.model_meta import load_model_meta
 from contracts.paths import get_global_routing_path, get_target_routing_path, get_view_routing_path
 from contracts.routing import load_routing
-from tests.conftest import DEMO_CONFIG, REPO, free_port
+from tests.conftest import DEMO_CONFIG, REPO, free_port, wait_for_http
 
 
 def _demo_targets() -> set[str]:
@@ -174,15 +173,7 @@ def test_replay_then_bridge_serves_its_state_over_http(results_copy: Path, cli_e
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "bridge did not start"
-            time.sleep(0.2)
+        wait_for_http(f"{base}/health", server, timeout_s=30)
         state = httpx.get(f"{base}/api/state", timeout=5).json()
         EngineState.model_validate(state)
         assert state["cycle_count"] == 20
