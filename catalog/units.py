@@ -92,20 +92,24 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (canonical JSON has no NaN or Infinity)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # json.loads(…, parse_constant=) builds one a call
+
+
 def _load_json(data: bytes) -> tuple[Any, str]:
     """(document, text) of a JSON file's bytes; NaN/Infinity refused as canonical JSON does."""
     text = data.decode("utf-8")
     try:
-        return json.loads(text, parse_constant=_no_constant), text
+        return _DECODER.decode(text), text
     except ValueError as exc:
         if isinstance(exc, json.JSONDecodeError):
             raise
         raise ContractError("", "json", str(exc)) from None
 
 
-def read_file(path: str, keep: bool) -> tuple[os.stat_result, bytes | None, str]:
-    """(stat of the opened file, its bytes when ``keep`` and not huge, sha256 hex)."""
-    fd = os.open(path, os.O_RDONLY)
+def read_file(path: str, keep: bool, dir_fd: int | None = None) -> tuple[os.stat_result, bytes | None, str]:
+    """(stat of the opened file, its bytes when ``keep`` and not huge, sha256 hex); ``path`` relative to
+    ``dir_fd`` when given."""
+    fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if st.st_size > _BIG_FILE:
@@ -259,20 +263,28 @@ def process_model_dir(
     data: dict[str, bytes | None] = {}
     sha: dict[str, str | None] = {}
     size: dict[str, int] = {}
-    for name, kind in names:
-        rel = f"{model_dir}/{name}"
-        try:
-            st, raw, digest = read_file(f"{base}/{name}", keep=kind in (K_META, K_REPRO))
-        except FileNotFoundError:
-            continue
-        except OSError:
-            st, raw, digest = None, None, None
+    try:  # the files are opened relative to the directory: one path lookup instead of one a file
+        dir_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], None, None
+    except OSError as exc:
+        return [], None, (f"{model_dir}/{MODEL_META}", "model_meta", f"<directory>: [os] {exc}", "", "os")
+    try:
+        for name, kind in names:
             try:
-                st = os.stat(f"{base}/{name}")
-            except OSError:
+                st, raw, digest = read_file(name, keep=kind in (K_META, K_REPRO), dir_fd=dir_fd)
+            except FileNotFoundError:
                 continue
-        files.append((rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, digest))
-        data[name], sha[name], size[name] = raw, digest, st.st_size
+            except OSError:
+                st, raw, digest = None, None, None
+                try:
+                    st = os.stat(name, dir_fd=dir_fd)
+                except OSError:
+                    continue
+            files.append((f"{model_dir}/{name}", kind, st.st_size, st.st_mtime_ns, st.st_ino, digest))
+            data[name], sha[name], size[name] = raw, digest, st.st_size
+    finally:
+        os.close(dir_fd)
     meta_path = f"{model_dir}/{MODEL_META}"
     if not any(f[0] == meta_path for f in files):
         return files, None, None  # vanished between the listing and the read
