@@ -28,7 +28,7 @@ read them, so picking models costs one small indexed lookup instead of a window 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Columns whose values are times of indexing: they differ between two builds of the same files.
 INDEXING_TIME_COLUMNS = {"indexed_at", "seen_at"}
@@ -71,7 +71,8 @@ create table run_targets (
 );
 
 create table models (
-    model_dir varchar primary key,        -- runs/.../view=<V>/[symbol=<S>/]family=<F>
+    model_dir varchar not null,           -- runs/.../view=<V>/[symbol=<S>/]family=<F>; unique by construction
+                                          -- (one row per model directory; no index, for insert speed)
     run_dir varchar not null,             -- runs/<run_id>/<run_instance_id>
     run_id varchar,
     run_instance_id varchar,

@@ -167,6 +167,7 @@ def test_incremental_add_change_delete_matches_a_full_rebuild(results: Path, tmp
     flags = dict(sql(results, "select model_dir, checksum_ok from models").iter_rows())
     assert flags[rel[1]] is False and flags[rel[4]] is True
     assert rel[2] not in flags and rel[3] not in flags
+    assert len(flags) == rep.models, "one row per model directory (the re-read ones replaced, not duplicated)"
     assert sql(results, "select ic_ir from models where model_dir = ?", [rel[0]])["ic_ir"][0] == 9.5
     rejected = dict(sql(results, "select path, reason from rejected").iter_rows())
     assert f"{rel[3]}/model_meta.json" in rejected
