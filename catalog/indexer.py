@@ -49,6 +49,7 @@ from catalog.scan import (
     write_state,
 )
 from catalog.schema import PICKS, SCHEMA_VERSION, TABLES, VIEWS
+from contracts.io import fsync_dir
 from contracts.paths import CATALOG_FILE
 
 try:  # POSIX
@@ -237,17 +238,9 @@ def _finish(con: duckdb.DuckDBPyConnection, tmp: str, cat: Path, report: IndexRe
     os.replace(tmp, cat)
     with contextlib.suppress(OSError):
         os.unlink(tmp + ".wal")
-    _fsync_dir(cat.parent)
+    fsync_dir(cat.parent)
     report.__dict__.update(counts)
     return counts
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_state(path: Path, snap: Snapshot, header: dict) -> None:
