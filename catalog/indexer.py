@@ -258,6 +258,39 @@ def _write_state(path: Path, snap: Snapshot, header: dict) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _workers(workers: int | None, n_model_dirs: int) -> Iterator[tuple[object, str | None]]:
+    """(worker pool or None, spool dir or None) for a build; both are gone afterwards."""
+    pool = _start_pool(workers, n_model_dirs)
+    spool = _spool_dir() if pool is not None else None
+    try:
+        yield pool, spool
+    finally:
+        _stop_pool(pool)
+        if spool:
+            shutil.rmtree(spool, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _temp_catalog(root: Path, copy_of: Path | None) -> Iterator[tuple[str, duckdb.DuckDBPyConnection]]:
+    """:func:`_open_temp`; on an error the connection is closed and the temp file removed."""
+    tmp, con = _open_temp(root, copy_of)
+    try:
+        yield tmp, con
+    except BaseException:
+        con.close()
+        _remove(tmp)
+        raise
+
+
+def _save_state(root: Path, snap: Snapshot, alias_sig, counts: dict, report: IndexReport, t0: float) -> IndexReport:
+    header = {"schema_version": SCHEMA_VERSION, "catalog": _sig(catalog_path(root)), "aliases": alias_sig,
+              "counts": counts}  # fmt: skip
+    _write_state(root / STATE_FILE, snap, header)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
 def _full_build(root: Path, ref_ns: int, alias_sig, workers: int | None, report: IndexReport, t0: float) -> IndexReport:
     _cleanup(root)
     listing = Listing()
@@ -270,33 +303,17 @@ def _full_build(root: Path, ref_ns: int, alias_sig, workers: int | None, report:
     stray = listing.model_dirs  # model_meta.json outside targets/<t>/models: read (and rejected) here
     work += [("models", stray[i : i + _CHUNK]) for i in range(0, len(stray), _CHUNK)]
     now = datetime.now(UTC).replace(tzinfo=None)
-    pool = _start_pool(workers, len(listing.delegated) * _MODELS_PER_SUBTREE + len(stray))
-    spool = _spool_dir() if pool is not None else None
-    jobs = [(sroot, kind, payload, i, spool) for i, (kind, payload) in enumerate(work)]
-    try:
-        tmp, con = _open_temp(root, None)
-        try:
+    with _workers(workers, len(subtrees) * _MODELS_PER_SUBTREE + len(stray)) as (pool, spool):
+        jobs = [(sroot, kind, payload, i, spool) for i, (kind, payload) in enumerate(work)]
+        with _temp_catalog(root, None) as (tmp, con):
             con.execute(TABLES)
             con.execute(VIEWS)
             files_tbl, dirs = _apply(con, sroot, jobs, listing.unit_files, now, pool, report, as_table=True)
             _reload_aliases(con, root, now)
             report.mode = "full"
             counts = _finish(con, tmp, catalog_path(root), report, now)
-        except BaseException:
-            con.close()
-            _remove(tmp)
-            raise
-    finally:
-        _stop_pool(pool)
-        if spool:
-            shutil.rmtree(spool, ignore_errors=True)
     listing.dirs.update(dirs)
-    snap = _first_snapshot(listing.dirs, files_tbl, ref_ns)
-    header = {"schema_version": SCHEMA_VERSION, "catalog": _sig(catalog_path(root)), "aliases": alias_sig,
-              "counts": counts}  # fmt: skip
-    _write_state(root / STATE_FILE, snap, header)
-    report.seconds = time.perf_counter() - t0
-    return report
+    return _save_state(root, _first_snapshot(listing.dirs, files_tbl, ref_ns), alias_sig, counts, report, t0)
 
 
 def _incremental(
@@ -309,13 +326,10 @@ def _incremental(
     sroot = str(root)
     model_dirs = sorted(delta.dirty_models)
     unit_files = sorted(delta.dirty_files)
-    pool = _start_pool(workers, len(model_dirs))
-    spool = _spool_dir() if pool is not None else None
     chunks = [model_dirs[i : i + _CHUNK] for i in range(0, len(model_dirs), _CHUNK)]
-    jobs = [(sroot, "models", chunk, n, spool) for n, chunk in enumerate(chunks)]
-    try:
-        tmp, con = _open_temp(root, cat)
-        try:
+    with _workers(workers, len(model_dirs)) as (pool, spool):
+        jobs = [(sroot, "models", chunk, n, spool) for n, chunk in enumerate(chunks)]
+        with _temp_catalog(root, cat) as (tmp, con):
             _delete_units(con, model_dirs, [p for p, _ in unit_files])
             files, _dirs = _apply(con, sroot, jobs, unit_files, now, pool, report)
             manifests = [p for p, k in unit_files if k == units.K_MANIFEST]
@@ -329,19 +343,7 @@ def _incremental(
                 _reload_aliases(con, root, now)
             report.mode = "incremental"
             counts = _finish(con, tmp, cat, report, now)
-        except BaseException:
-            con.close()
-            _remove(tmp)
-            raise
-    finally:
-        _stop_pool(pool)
-        if spool:
-            shutil.rmtree(spool, ignore_errors=True)
-    new = _next_snapshot(snap, delta, files, ref_ns)
-    header = {"schema_version": SCHEMA_VERSION, "catalog": _sig(cat), "aliases": alias_sig, "counts": counts}
-    _write_state(root / STATE_FILE, new, header)
-    report.seconds = time.perf_counter() - t0
-    return report
+    return _save_state(root, _next_snapshot(snap, delta, files, ref_ns), alias_sig, counts, report, t0)
 
 
 def _first_snapshot(dirs: dict[str, tuple[int, int]], files: pa.Table | None, ref_ns: int) -> Snapshot:
