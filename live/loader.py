@@ -58,11 +58,18 @@ def select_models(
     ``select`` returning ``model_dir``. An alias resolves to the model it points at now, whatever its interval
     (:func:`load_model` still refuses a model trained on another interval).
     """
+    con = connect(results)
+    try:
+        return _select(con, policy, interval_minutes)
+    finally:
+        con.close()
+
+
+def _select(con, policy: str, interval_minutes: float | None) -> list[str]:
     names = alias_names(policy)
     if names is not None:
-        return _resolve_aliases(results, names)
+        return _resolve_aliases(con, names)
     query = policy_sql(policy)
-    con = connect(results)
     try:
         params = {"interval_minutes": interval_minutes} if "$interval_minutes" in query else None
         if params and interval_minutes is None:
@@ -71,24 +78,18 @@ def select_models(
         cols = [d[0] for d in con.description]
     except duckdb.Error as exc:
         raise ValueError(f"selection policy failed: {exc}") from None
-    finally:
-        con.close()
     if "model_dir" not in cols:
         raise ValueError(f"a selection policy must return a model_dir column; got {cols}")
     return [r[cols.index("model_dir")] for r in rows]
 
 
-def _resolve_aliases(results: str | Path, names: list[str]) -> list[str]:
-    con = connect(results)
-    try:
-        rows = dict(
-            con.execute(
-                "select alias, model_dir from aliases where active and alias in (select unnest($names))",
-                {"names": names},
-            ).fetchall()
-        )
-    finally:
-        con.close()
+def _resolve_aliases(con, names: list[str]) -> list[str]:
+    rows = dict(
+        con.execute(
+            "select alias, model_dir from aliases where active and alias in (select unnest($names))",
+            {"names": names},
+        ).fetchall()
+    )
     missing = [n for n in names if n not in rows]
     if missing:
         raise ValueError(f"alias(es) not set: {missing}; set one with `foxlake catalog alias set NAME MODEL_DIR`")
@@ -107,11 +108,11 @@ class ModelFiles:
 def resolve_model_files(
     results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
 ) -> list[ModelFiles]:
-    """The files of the models a policy or an alias picks (absolute paths)."""
+    """The files of the models a policy or an alias picks (absolute paths), from one catalog snapshot."""
     root = Path(results)
-    dirs = select_models(results, policy, interval_minutes)
     con = connect(results)
     try:
+        dirs = _select(con, policy, interval_minutes)
         paths = dict(
             con.execute(
                 "select model_dir, model_path from models where model_dir in (select unnest($dirs))", {"dirs": dirs}
