@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from catalog.indexer import index_lock, index_locked
+from contracts.io import fsync_dir
 
 ALIAS_FILE = "catalog/aliases.jsonl"
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -117,11 +118,7 @@ def _append(root: Path, record: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_dir(path.parent)
 
 
 def _user() -> str:
