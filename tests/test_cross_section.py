@@ -133,3 +133,11 @@ def test_cross_sectional_features_on_a_ragged_panel_match_polars():
         want = out.select(oracle.alias(name))[name]
         assert out[name].is_null().to_list() == want.is_null().to_list(), name
         assert np.allclose(out[name].drop_nulls().to_numpy(), want.drop_nulls().to_numpy(), rtol=0, atol=1e-12), name
+
+
+def test_bars_in_any_row_order_give_the_same_features():
+    """build_features sorts what is out of order and skips the sort of sorted bars: same result either way."""
+    bars = make_market(SyntheticMarketConfig(n_symbols=5, n_bars=300, seed=2))
+    in_order = build_features(bars)
+    assert build_features(bars.sample(fraction=1.0, shuffle=True, seed=1)).equals(in_order)
+    assert build_features(bars.lazy()).equals(in_order)
