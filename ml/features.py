@@ -38,6 +38,9 @@ from ml.cross_section import Kernel, Panel, demean, rank_pct
 
 TARGET_PREFIXES = ("fwd_ret_", "y_", "cs_percentile_", "cs_zscore_", "vol_scaled_")
 KEY_COLUMNS = ("ts", "symbol")
+SYMBOL_ID = "__symbol_id"
+"""Helper column of the sorted bars: the symbol's number (0, 1, ...) in sort order, the key of every per-symbol
+window (``over(SYMBOL_ID)``): windows keyed on this sorted integer run ~10 % faster than on the symbol strings."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class FeatureDef:
         name: column name.
         lookback_bars: bars before ``t`` the feature reads.
         expr: builds the polars expression of a time-series feature, meaning "over one symbol's bars sorted by
-            ts" (``expr().over("symbol")``); see :func:`build_features` for how it is evaluated. ``None`` for a
+            ts" (``expr().over(SYMBOL_ID)``); see :func:`build_features` for how it is evaluated. ``None`` for a
             cross-sectional feature.
         sources: other features whose columns the feature reads; they are computed first.
         elementwise: the expression only combines bar ``t`` of its sources (``lookback_bars`` is theirs): evaluated
@@ -358,13 +361,13 @@ def _stages(names: Iterable[str]) -> list[list[FeatureDef]]:
 def _evaluate(f: FeatureDef) -> pl.Expr:
     """A time-series feature's column.
 
-    A feature with a lookback runs ``over("symbol")``: each symbol's bars on their own, so no value depends, even by
-    a rounding bit, on another symbol's bars (polars' rolling kernels carry state from row to row). One that reads
-    only bar ``t`` (``lookback_bars == 0``, or ``elementwise`` over its sources) needs no window.
+    A feature with a lookback runs ``over(SYMBOL_ID)``: each symbol's bars on their own, so no value depends, even
+    by a rounding bit, on another symbol's bars (polars' rolling kernels carry state from row to row). One that
+    reads only bar ``t`` (``lookback_bars == 0``, or ``elementwise`` over its sources) needs no window.
     """
     expr = f.expr()
     if f.lookback_bars > 0 and not f.elementwise:
-        expr = expr.over("symbol")
+        expr = expr.over(SYMBOL_ID)
     return expr.alias(f.name)
 
 
@@ -425,7 +428,8 @@ def _time_series(bars: pl.DataFrame, needed: set[str]) -> pl.DataFrame:
 
 
 def _sorted_bars(bars: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """The bars sorted by (symbol, ts) with a ``vwap`` column (the typical price where they have none).
+    """The bars sorted by (symbol, ts) with a ``vwap`` column (the typical price where they have none) and
+    :data:`SYMBOL_ID`.
 
     Bars already in order (the lake's and the synthetic market's are) are not copied: checking costs ~13 ms on
     4M rows, sorting ~50 ms plus fresh memory for every column.
@@ -437,7 +441,7 @@ def _sorted_bars(bars: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         df = df.sort("symbol", "ts")
     if "vwap" not in df.columns:
         df = df.with_columns(((_c("high") + _c("low") + _c("close")) / 3.0).alias("vwap"))
-    return df
+    return df.with_columns(symbol.rle_id().set_sorted().alias(SYMBOL_ID))
 
 
 def build_features(bars: pl.DataFrame | pl.LazyFrame, names: Iterable[str] | None = None) -> pl.DataFrame:
