@@ -23,26 +23,33 @@ import polars as pl
 class Panel:
     """Where the rows of a frame sorted by (symbol, ts) sit in a dense ``n_ts × n_symbols`` matrix.
 
+    Only blocks of the matrix are ever built, so a sparse panel (symbols listed at different times) costs memory in
+    proportion to its rows, not to ``n_ts × n_symbols``.
+
     Attributes:
         n_ts: distinct timestamps (matrix rows, ascending).
         n_symbols: distinct symbols (matrix columns, in the frame's order).
         bars_at_ts: number of bars (frame rows) at each timestamp, shape ``(n_ts,)``.
-        slot: for each frame row, its flat index ``ts_index * n_symbols + symbol_index`` in the matrix; ``None``
-            when every symbol has a bar at every timestamp, so the frame's values reshaped ``(n_symbols, n_ts)``
-            are the matrix transposed.
+        by_ts: ``None`` when every symbol has a bar at every timestamp (the frame's values reshaped
+            ``(n_symbols, n_ts)`` are then the matrix transposed); otherwise the frame's row numbers ordered by
+            (ts, symbol), the rows of timestamp ``i`` being ``by_ts[ts_start[i]:ts_start[i + 1]]``.
+        ts_start: see ``by_ts``, shape ``(n_ts + 1,)``.
+        cell: for the rows in ``by_ts`` order, their flat matrix index ``ts_index * n_symbols + symbol_index``.
     """
 
     n_ts: int
     n_symbols: int
     bars_at_ts: np.ndarray
-    slot: np.ndarray | None
+    by_ts: np.ndarray | None = None
+    ts_start: np.ndarray | None = None
+    cell: np.ndarray | None = None
 
     @classmethod
     def of(cls, ts: pl.Series, symbol: pl.Series) -> Panel:
         """The layout of a frame sorted by (symbol, ts); a (symbol, ts) pair seen twice is a ``ValueError``."""
         n = ts.len()
         if n == 0:
-            return cls(0, 0, np.zeros(0, dtype=np.int64), None)
+            return cls(0, 0, np.zeros(0, dtype=np.int64))
         sym = symbol.rle_id().to_numpy()
         t = ts.to_physical().to_numpy()
         repeated = (np.diff(t) == 0) & (np.diff(sym) == 0)
@@ -57,10 +64,14 @@ class Panel:
         if per_symbol * n_symbols == n:
             grid = t.reshape(n_symbols, per_symbol)
             if (grid == grid[0]).all():
-                return cls(per_symbol, n_symbols, np.full(per_symbol, n_symbols, dtype=np.int64), None)
+                return cls(per_symbol, n_symbols, np.full(per_symbol, n_symbols, dtype=np.int64))
         times = ts.to_physical().unique().sort().to_numpy()
         ts_index = np.searchsorted(times, t)
-        return cls(len(times), n_symbols, np.bincount(ts_index, minlength=len(times)), ts_index * n_symbols + sym)
+        by_ts = np.argsort(ts_index, kind="stable")  # stable: symbols stay in order within a timestamp
+        bars_at_ts = np.bincount(ts_index, minlength=len(times))
+        ts_start = np.concatenate([[0], np.cumsum(bars_at_ts)])
+        cell = ts_index[by_ts] * n_symbols + sym[by_ts]
+        return cls(len(times), n_symbols, bars_at_ts, by_ts, ts_start, cell)
 
     def apply(self, kernel: Kernel, values: pl.Series, name: str) -> pl.Series:
         """``kernel`` over the matrix of a column of the frame, back in the frame's row order (NaN -> null).
@@ -70,22 +81,25 @@ class Panel:
         """
         x = values.cast(pl.Float64).fill_null(np.nan).to_numpy()  # ~3x faster than to_numpy() turning nulls to NaN
         rows = max(1, BLOCK_CELLS // max(self.n_symbols, 1))
-        if self.slot is None:
+        if self.by_ts is None:
             by_symbol = x.reshape(self.n_symbols, self.n_ts)
             out = np.empty_like(by_symbol)
             for a in range(0, self.n_ts, rows):
                 block = np.ascontiguousarray(by_symbol[:, a : a + rows].T)
                 out[:, a : a + rows] = kernel(block, self.bars_at_ts[a : a + rows]).T
-            result = out.ravel()
-        else:
-            m = np.full(self.n_ts * self.n_symbols, np.nan)
-            m[self.slot] = x
-            m = m.reshape(self.n_ts, self.n_symbols)
-            out = np.empty_like(m)
-            for a in range(0, self.n_ts, rows):
-                out[a : a + rows] = kernel(m[a : a + rows], self.bars_at_ts[a : a + rows])
-            result = out.ravel()[self.slot]
-        return pl.Series(name, result, dtype=pl.Float64, nan_to_null=True)
+            return pl.Series(name, out.ravel(), dtype=pl.Float64, nan_to_null=True)
+        x_by_ts, out_by_ts = x[self.by_ts], np.empty(len(x))
+        for a in range(0, self.n_ts, rows):
+            b = min(a + rows, self.n_ts)
+            lo, hi = self.ts_start[a], self.ts_start[b]
+            cells = self.cell[lo:hi] - a * self.n_symbols
+            block = np.full((b - a) * self.n_symbols, np.nan)
+            block[cells] = x_by_ts[lo:hi]
+            result = kernel(block.reshape(b - a, self.n_symbols), self.bars_at_ts[a:b])
+            out_by_ts[lo:hi] = result.ravel()[cells]
+        out = np.empty(len(x))
+        out[self.by_ts] = out_by_ts
+        return pl.Series(name, out, dtype=pl.Float64, nan_to_null=True)
 
 
 BLOCK_CELLS = 1 << 16

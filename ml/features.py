@@ -2,9 +2,13 @@
 
 Every feature declares ``lookback_bars``: how many bars before ``t`` it reads (0 = bar ``t`` only).
 No feature reads a bar after ``t`` (no negative shifts, no centred windows). Every window is finite —
-exponential averages (MACD) are truncated, normalised exponential weightings over a fixed window, never
-``ewm_mean`` — so features computed on the last ``lookback + 1`` bars of a symbol equal features computed
-on its whole history, and the first ``lookback`` bars of each symbol (warm-up) hold nulls.
+exponential averages (MACD) are truncated, normalised exponential weightings over a fixed window (computed from
+the running EMA, whose terms older than the window cancel exactly, see :func:`_ema`) — so features computed on the
+last ``lookback + 1`` bars of a symbol equal features computed on its whole history (to rounding: running sums
+carry their last bits), and the first ``lookback`` bars of each symbol (warm-up) hold nulls.
+
+Evaluation (:func:`build_features`): time-series features run per symbol (``over`` a symbol id) on chunks of whole
+symbols in parallel; cross-sectional features run after them.
 
 A feature may read other features' columns (its ``sources``, computed first, NaN already turned to null):
 MACD signal/histogram read ``macd``, the volatility/skew family reads ``log_ret_1``, cross-sectional features

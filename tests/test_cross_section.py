@@ -65,7 +65,7 @@ def test_kernels_match_polars_on_a_ragged_panel(monkeypatch, seed, block_cells):
     monkeypatch.setattr(cross_section, "BLOCK_CELLS", block_cells)  # 7: one timestamp per kernel call
     df = _ragged_panel(seed).sort("symbol", "ts")
     panel = Panel.of(df["ts"], df["symbol"])
-    assert panel.slot is not None  # not the full grid
+    assert panel.by_ts is not None  # not the full grid
     want = _oracle(df)
     _assert_equal_columns(panel.apply(rank_pct, df["x"], "rank"), want["rank"])
     got = panel.apply(demean, df["x"], "demean")
@@ -78,7 +78,7 @@ def test_the_full_grid_needs_no_scatter_and_ranks_the_same():
     bars = make_market(SyntheticMarketConfig(n_symbols=7, n_bars=300, seed=3))
     df = bars.sort("symbol", "ts").select("ts", "symbol", (pl.col("close").pct_change().over("symbol")).alias("x"))
     panel = Panel.of(df["ts"], df["symbol"])
-    assert panel.slot is None and (panel.n_ts, panel.n_symbols) == (300, 7)
+    assert panel.by_ts is None and (panel.n_ts, panel.n_symbols) == (300, 7)
     _assert_equal_columns(panel.apply(rank_pct, df["x"], "rank"), _oracle(df)["rank"])
 
 
@@ -141,3 +141,27 @@ def test_bars_in_any_row_order_give_the_same_features():
     in_order = build_features(bars)
     assert build_features(bars.sample(fraction=1.0, shuffle=True, seed=1)).equals(in_order)
     assert build_features(bars.lazy()).equals(in_order)
+
+
+def test_a_sparse_panel_costs_memory_by_its_rows_not_by_timestamps_times_symbols():
+    """400 symbols that never trade at the same time: a dense matrix would be 40,000 × 400 (128 MB)."""
+    import tracemalloc
+
+    n_symbols, n_bars = 400, 100
+    ts = [T0 + timedelta(minutes=s * n_bars + i) for s in range(n_symbols) for i in range(n_bars)]
+    df = pl.DataFrame(
+        {
+            "ts": ts,
+            "symbol": [f"S{s:03d}" for s in range(n_symbols) for _ in range(n_bars)],
+            "x": np.random.default_rng(0).normal(size=n_symbols * n_bars),
+        },
+        schema={"ts": pl.Datetime("us", "UTC"), "symbol": pl.String, "x": pl.Float64},
+    )
+    tracemalloc.start()
+    panel = Panel.of(df["ts"], df["symbol"])
+    ranks = panel.apply(rank_pct, df["x"], "rank")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (panel.n_ts, panel.n_symbols) == (40_000, 400)
+    assert peak < 16_000_000, f"peak {peak / 1e6:.0f} MB"
+    assert ranks.to_list() == [0.0] * df.height  # alone at its timestamp
