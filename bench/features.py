@@ -194,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pandas-repeats", type=int, default=2, help="pandas runs (best is reported)")
     ap.add_argument("--polars-repeats", type=int, default=3, help="polars runs (best is reported)")
     ap.add_argument("--no-vwap", action="store_true", help="drop the vwap column (typical-price fallback)")
+    ap.add_argument(
+        "--drop-bars",
+        type=float,
+        default=0.0,
+        metavar="FRAC",
+        help="drop this fraction of bars at random (ragged panel)",
+    )
     ap.add_argument("--show-all", action="store_true", help="print every feature's diff, not only the worst")
     ap.add_argument("--per-feature", action="store_true", help="also time each polars feature built alone")
     args = ap.parse_args(argv)
@@ -205,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     bars = make_market(cfg)
     if args.no_vwap:
         bars = bars.drop("vwap")
+    if args.drop_bars:
+        bars = bars.filter(pl.Series(np.random.default_rng(args.seed).random(bars.height) >= args.drop_bars))
     bars_pd = bars.to_pandas()
     made_s = time.perf_counter() - start
     print(f"market: {args.symbols} symbols x {args.bars} bars = {bars.height:,} rows (made in {made_s:.1f} s)")

@@ -65,13 +65,12 @@ class Panel:
             grid = t.reshape(n_symbols, per_symbol)
             if (grid == grid[0]).all():
                 return cls(per_symbol, n_symbols, np.full(per_symbol, n_symbols, dtype=np.int64))
-        times = ts.to_physical().unique().sort().to_numpy()
-        ts_index = np.searchsorted(times, t)
-        by_ts = np.argsort(ts_index, kind="stable")  # stable: symbols stay in order within a timestamp
-        bars_at_ts = np.bincount(ts_index, minlength=len(times))
-        ts_start = np.concatenate([[0], np.cumsum(bars_at_ts)])
-        cell = ts_index[by_ts] * n_symbols + sym[by_ts]
-        return cls(len(times), n_symbols, bars_at_ts, by_ts, ts_start, cell)
+        by_ts = np.argsort(t, kind="stable")  # stable: symbols stay in order within a timestamp
+        t_by_ts = t[by_ts]
+        ts_start = np.flatnonzero(np.concatenate([[True], t_by_ts[1:] != t_by_ts[:-1], [True]]))
+        bars_at_ts = np.diff(ts_start)
+        ts_index = np.repeat(np.arange(len(bars_at_ts)), bars_at_ts)
+        return cls(len(bars_at_ts), n_symbols, bars_at_ts, by_ts, ts_start, ts_index * n_symbols + sym[by_ts])
 
     def apply(self, kernel: Kernel, values: pl.Series, name: str) -> pl.Series:
         """``kernel`` over the matrix of a column of the frame, back in the frame's row order (NaN -> null).
@@ -88,17 +87,14 @@ class Panel:
                 block = np.ascontiguousarray(by_symbol[:, a : a + rows].T)
                 out[:, a : a + rows] = kernel(block, self.bars_at_ts[a : a + rows]).T
             return pl.Series(name, out.ravel(), dtype=pl.Float64, nan_to_null=True)
-        x_by_ts, out_by_ts = x[self.by_ts], np.empty(len(x))
+        out = np.empty(len(x))
         for a in range(0, self.n_ts, rows):
             b = min(a + rows, self.n_ts)
-            lo, hi = self.ts_start[a], self.ts_start[b]
-            cells = self.cell[lo:hi] - a * self.n_symbols
+            frame_rows = self.by_ts[self.ts_start[a] : self.ts_start[b]]  # a block's rows: a few cache lines a symbol
+            cells = self.cell[self.ts_start[a] : self.ts_start[b]] - a * self.n_symbols
             block = np.full((b - a) * self.n_symbols, np.nan)
-            block[cells] = x_by_ts[lo:hi]
-            result = kernel(block.reshape(b - a, self.n_symbols), self.bars_at_ts[a:b])
-            out_by_ts[lo:hi] = result.ravel()[cells]
-        out = np.empty(len(x))
-        out[self.by_ts] = out_by_ts
+            block[cells] = x[frame_rows]
+            out[frame_rows] = kernel(block.reshape(b - a, self.n_symbols), self.bars_at_ts[a:b]).ravel()[cells]
         return pl.Series(name, out, dtype=pl.Float64, nan_to_null=True)
 
 
