@@ -43,12 +43,20 @@ def _ragged_panel(seed: int, n_symbols: int = 9, n_ts: int = 40) -> pl.DataFrame
     )
 
 
+def _rank_over_ts(x: pl.Expr) -> pl.Expr:
+    """Polars' window expression for ``rank_pct``: the definition the kernel must reproduce."""
+    return (x.rank("average").over("ts") - 1) / (pl.len().over("ts") - 1).clip(lower_bound=1)
+
+
+def _demean_over_ts(x: pl.Expr) -> pl.Expr:
+    """Polars' window expression for ``demean``."""
+    return x - x.mean().over("ts")
+
+
 def _oracle(df: pl.DataFrame) -> pl.DataFrame:
-    """Polars' window expressions over ts: the definitions the kernels must reproduce (NaN, e.g. inf - inf, is null)."""
-    n = pl.len().over("ts")
+    """Both oracles on column ``x`` (NaN, e.g. inf - inf, is null)."""
     return df.with_columns(
-        ((pl.col("x").rank("average").over("ts") - 1) / (n - 1).clip(lower_bound=1)).alias("rank"),
-        (pl.col("x") - pl.col("x").mean().over("ts")).fill_nan(None).alias("demean"),
+        _rank_over_ts(pl.col("x")).alias("rank"), _demean_over_ts(pl.col("x")).fill_nan(None).alias("demean")
     )
 
 
@@ -122,14 +130,9 @@ def test_cross_sectional_features_on_a_ragged_panel_match_polars():
     rng = np.random.default_rng(0)
     ragged = bars.filter(pl.Series(rng.random(bars.height) > 0.2))
     out = build_features(ragged)
-    n = pl.len().over("ts")
     for name in [n for n in ALL_FEATURES if FEATURES_BY_NAME[n].cross_sectional]:
         source = pl.col(FEATURES_BY_NAME[name].sources[0])
-        oracle = (
-            (source.rank("average").over("ts") - 1) / (n - 1).clip(lower_bound=1)
-            if name.startswith("cs_rank_")
-            else source - source.mean().over("ts")
-        )
+        oracle = _rank_over_ts(source) if name.startswith("cs_rank_") else _demean_over_ts(source)
         want = out.select(oracle.alias(name))[name]
         assert out[name].is_null().to_list() == want.is_null().to_list(), name
         assert np.allclose(out[name].drop_nulls().to_numpy(), want.drop_nulls().to_numpy(), rtol=0, atol=1e-12), name
