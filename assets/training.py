@@ -14,6 +14,10 @@ from ml import run as steps
 from ml.training import ModelJob
 
 
+def _fmt(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def _table(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -22,17 +26,20 @@ def _table(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 
 @dg.asset(group_name="training", kinds={"lightgbm", "sklearn"})
 def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource, features: dict) -> dg.Output[dict]:
-    """Out-of-sample skill of every target, pooled and per symbol, for each ranking family (purged walk-forward)."""
+    """Walk-forward skill of every target on the data before the holdout, pooled and per symbol, for each ranking
+    family (purged on each row's target end; costs in every figure). The holdout is recorded, never read."""
     cfg = lake.run_config()
     run_dir = lake.run_dir(context, cfg)
     progress = steps.progress_for(lake.results(), cfg, run_dir)
     progress.stage("ranking", len(cfg.targets))
     try:
         panel, names, _ = steps.load_panel(lake.results(), cfg)
-        evaluations = steps.rank_targets(panel, names, cfg, progress)
+        holdout = steps.holdout_of(panel, cfg)
+        evaluations = steps.rank_targets(panel, names, cfg, progress, holdout)
     except Exception as exc:
         progress.emit("error", stage="ranking", message=str(exc))
         raise
+    steps.write_holdout(run_dir, holdout)
     path = steps.write_ranking(run_dir, evaluations)
     rows = [
         [
@@ -41,14 +48,19 @@ def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource, featur
             f"{e.cs['mean_RankIC']:.4f}",
             f"{e.cs['IC_IR']:.3f}",
             f"{e.cs['t_stat']:.1f}",
+            f"{e.cs['net_spread_bps']:.2f}",
             f"{sum(m['t_stat'] >= cfg.routing.symbol_t_min for m in e.symbols.values())}",
         ]
         for e in evaluations
     ]
+    window = holdout.describe()
     return dg.Output(
         {"run_dir": str(run_dir)},
         metadata={
-            "ranking": _table(rows, ["target", "mean_IC", "mean_RankIC", "IC_IR", "t", "symbols t≥min"]),
+            "ranking": _table(
+                rows, ["target", "mean_IC", "mean_RankIC", "IC_IR", "t", "net_spread_bps", "symbols t≥min"]
+            ),
+            "holdout": f"{window['start']} .. {window['end']} ({window['n_timestamps']} timestamps, never read here)",
             **{f"IC/{e.target}": e.cs["mean_IC"] for e in evaluations},
             "families": ", ".join(cfg.ranking_families),
             "path": dg.MetadataValue.path(str(path)),
@@ -155,7 +167,7 @@ def finalize_run(context: dg.OpExecutionContext, lake: LakeResource, run: dict, 
     flat = [o for group in outcomes for o in group]
     trained = [o for o in flat if o["status"] == "trained"]
     per_family = [
-        [o["target"], o["view"], o["symbol"] or "", o["family"], f"{o['mean_IC']:.4f}", f"{o['IC_IR']:.3f}"]
+        [o["target"], o["view"], o["symbol"] or "", o["family"], f"{o['mean_IC']:.4f}", _fmt(o["IC_IR"], 3)]
         for o in sorted(trained, key=lambda o: (o["target"], o["view"], o["symbol"] or "", o["family"]))
     ]
     yield dg.Output(
@@ -164,7 +176,7 @@ def finalize_run(context: dg.OpExecutionContext, lake: LakeResource, run: dict, 
         metadata={
             "models_trained": len(trained),
             "models_failed": len(flat) - len(trained),
-            "per_model": _table(per_family[:200], ["target", "view", "symbol", "family", "mean_IC", "IC_IR"]),
+            "per_model (holdout)": _table(per_family[:200], ["target", "view", "symbol", "family", "mean_IC", "IC_IR"]),
             "run_dir": dg.MetadataValue.path(str(run_dir)),
         },
     )

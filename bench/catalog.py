@@ -9,9 +9,10 @@ Run from the repository root::
 For each N it writes N synthetic model directories in the spec's layout (``catalog.synthetic``: model file,
 model_meta.json, reproducibility.json, fingerprints.json, plus manifests and routing files) and measures:
 
-* **pick-best**: the issue's policy (best IC_IR per target/view/symbol among complete runs whose interval
-  equals the live data's, checksum ok; ``best_ic_ir_per_view`` in configs/policies.yaml). *Warm*: the
-  query on an open connection (result fetched); *cold*: ``live.loader.select_models`` (open the catalog file,
+* **pick-best**: the built-in ``holdout_best_per_view`` policy (per target/view/symbol, among complete runs
+  whose interval equals the live data's with a verified checksum and holdout metrics, tradable targets only:
+  the newest run that trained the target and view, above the holdout floor, best holdout pick_score). *Warm*:
+  the query on an open connection (result fetched); *cold*: ``live.loader.select_models`` (open the catalog file,
   query, close). Baseline: ``file_walk_pick_best``, which globs every model_meta.json and manifest.json,
   json-loads them and picks in Python (it cannot check checksums without hashing every model file; with
   every checksum valid, both pick the same models, which the bench asserts).
@@ -40,7 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-POLICY = "best_ic_ir_per_view"
+from catalog.schema import MIN_HOLDOUT_IC, MIN_HOLDOUT_T  # noqa: E402 - after the path is set
+
+POLICY = "holdout_best_per_view"
 INTERVAL = 5.0
 GOALS_AT_10K = {"pick_warm_ms": 3.0, "ratio_warm": 500.0, "full_s": 1.0, "nochange_s": 0.1, "rss_mb": 500.0}
 
@@ -51,26 +54,41 @@ GOALS_AT_10K = {"pick_warm_ms": 3.0, "ratio_warm": 500.0, "full_s": 1.0, "nochan
 
 
 def file_walk_pick_best(root: str, interval_minutes: float) -> list[str]:
-    """Best IC_IR per target/view/symbol among complete runs at ``interval_minutes``, from the files alone."""
-    complete = {}
+    """``holdout_best_per_view`` at ``interval_minutes``, from the files alone."""
+    complete, stamp = {}, {}
     for path in glob.glob(os.path.join(root, "runs", "*", "*", "manifest.json")):
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
         index = doc.get("target_index") or {}
         run_dir = os.path.relpath(os.path.dirname(path), root)
         complete[run_dir] = bool(index) and all(e.get("status") == "complete" for e in index.values())
-    best: dict[tuple, tuple] = {}
+        stamp[run_dir] = (doc.get("timestamp") or "", run_dir)
+    candidates = []
     pattern = os.path.join(root, "runs", "*", "*", "targets", "*", "models", "**", "model_meta.json")
     for path in glob.glob(pattern, recursive=True):
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
         model_dir = os.path.relpath(os.path.dirname(path), root)
         run_dir = "/".join(model_dir.split("/")[:3])
+        m = doc["metrics"]
         if not complete.get(run_dir) or doc.get("interval_minutes") != interval_minutes:
             continue
+        if m.get("evaluated_on") != "holdout" or doc.get("research_only"):
+            continue
+        candidates.append((doc, m, model_dir, run_dir))
+    newest: dict[tuple, tuple] = {}
+    for doc, _m, _d, run_dir in candidates:
+        key = (doc["target"], doc.get("view"))
+        newest[key] = max(newest.get(key, ("", "")), stamp[run_dir])
+    best: dict[tuple, tuple] = {}
+    for doc, m, model_dir, run_dir in candidates:
+        if newest[(doc["target"], doc.get("view"))][1] != run_dir:
+            continue
+        if not (m["mean_IC"] > MIN_HOLDOUT_IC and m["t_stat"] >= MIN_HOLDOUT_T):
+            continue
         key = (doc["target"], doc.get("view"), doc.get("symbol") or "")
-        m = doc["metrics"]
-        rank = (m["IC_IR"], m["mean_IC"], _Desc(model_dir))
+        score = m["t_stat"] if doc.get("view") == "SYMBOL_SPECIFIC" else m["IC_IR"]
+        rank = (score, m["mean_IC"], _Desc(model_dir))
         if key not in best or rank > best[key][0]:
             best[key] = (rank, model_dir)
     return sorted(v[1] for v in best.values())
@@ -191,15 +209,14 @@ def _median_ms(fn, repeats: int) -> tuple[float, object]:
 def measure_pick(root: str) -> dict:
     from catalog import connect
     from live.loader import select_models
-    from live.policies import policy_sql
+    from live.policies import PolicyParams, policy_sql
 
     query = policy_sql(POLICY)
+    params = PolicyParams().for_query(query, INTERVAL)
     con = connect(root)
     try:
-        con.execute(query, {"interval_minutes": INTERVAL}).fetchall()  # first query: warms DuckDB's caches
-        warm_ms, warm = _median_ms(
-            lambda: [r[0] for r in con.execute(query, {"interval_minutes": INTERVAL}).fetchall()], 50
-        )
+        con.execute(query, params).fetchall()  # first query: warms DuckDB's caches
+        warm_ms, warm = _median_ms(lambda: [r[0] for r in con.execute(query, params).fetchall()], 50)
     finally:
         con.close()
     cold_ms, cold = _median_ms(lambda: select_models(root, POLICY, INTERVAL), 20)

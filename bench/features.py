@@ -54,8 +54,8 @@ def pandas_features(bars: pd.DataFrame) -> pd.DataFrame:
     sym, ts = bars["symbol"].to_numpy(), bars["ts"].values  # (tz-aware ts: .values is datetime64 in UTC)
     in_order = ((sym[1:] > sym[:-1]) | ((sym[1:] == sym[:-1]) & (ts[1:] > ts[:-1]))).all()
     df = (bars if in_order else bars.sort_values(["symbol", "ts"], kind="stable")).reset_index(drop=True)
-    if "vwap" not in df.columns:
-        df["vwap"] = (df["high"] + df["low"] + df["close"]) / 3.0
+    typical = (df["high"] + df["low"] + df["close"]) / 3.0
+    df["vwap"] = df["vwap"].fillna(typical) if "vwap" in df.columns else typical
     sym = df["symbol"]
     o, h, lo, c, v, vw = (df[k] for k in ("open", "high", "low", "close", "volume", "vwap"))
 
@@ -116,7 +116,7 @@ def pandas_features(bars: pd.DataFrame) -> pd.DataFrame:
     for w in (20, 60):
         f[f"dist_high_{w}"] = c / roll(h, w, "max") - 1.0
         f[f"dist_low_{w}"] = c / roll(lo, w, "min") - 1.0
-    log_vol = np.log(v)
+    log_vol = np.log1p(v)
     f["volume_z_20"] = zscore(log_vol, 20)
     f["volume_z_50"] = zscore(log_vol, 50)
     f["dollar_volume_z_20"] = zscore(np.log1p(c * v), 20)
@@ -131,7 +131,7 @@ def pandas_features(bars: pd.DataFrame) -> pd.DataFrame:
     for s in CS_RANK_SOURCES:
         x = f[s]
         rank = x.groupby(by_ts).rank(method="average")
-        count = x.groupby(by_ts).transform("size")
+        count = x.groupby(by_ts).transform("count")  # values present (nulls not counted)
         f[f"cs_rank_{s}"] = (rank - 1.0) / (count - 1).clip(lower=1)
     for s in CS_DEMEAN_SOURCES:
         f[f"cs_demean_{s}"] = f[s] - f[s].groupby(by_ts).transform("mean")

@@ -600,7 +600,9 @@ _MODEL_TYPES = dict.fromkeys(units.MODEL_COLUMNS, _S) | {
     "cs_ranking_enabled": _B, "cs_ranking_sequence_length": _I, "cs_ranking_best_ic": _F,
     "cs_ranking_best_spread": _F, "cs_ranking_epochs_trained": _I, "cs_ranking_ic_ir": _F,
     "cs_ranking_ic_hit_rate": _F, "cs_ranking_turnover": _F, "cs_ranking_net_spread": _F, "legacy_features": _B,
-    "horizon_bars": _I,
+    "horizon_bars": _I, "ic_coverage": _F, "spread_bps": _F, "turnover_frac": _F, "net_spread_bps": _F,
+    "breakeven_cost_bps": _F, "cost_bps": _F, "cv_mean_ic": _F, "cv_mean_rank_ic": _F, "cv_ic_ir": _F,
+    "cv_t_stat": _F, "cv_net_spread_bps": _F, "research_only": _B,
 }  # fmt: skip
 _RUN_TYPES = dict.fromkeys(units.RUN_COLUMNS, _S) | {
     "interval_minutes": _F, "n_targets": _I, "complete": _B, "is_comparable": _B,

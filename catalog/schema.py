@@ -17,18 +17,38 @@ Tables
 ``aliases``            alias → model_dir with history (``active`` marks the current row of each alias),
                        loaded from ``RESULTS/catalog/aliases.jsonl`` on every index (the file is the record).
 
-Views: ``latest_models``, ``best_models`` (per target/view/symbol by IC_IR), ``run_summary``,
-``model_lineage``, ``active_aliases``; table macro ``best_models_by(metric)``.
+Metrics. ``mean_ic``, ``mean_rank_ic``, ``ic_ir``, ``t_stat``, ``hit_rate``, the cost columns (``spread_bps``,
+``turnover_frac``, ``net_spread_bps``, ``breakeven_cost_bps`` at ``cost_bps``) are what ``model_meta.metrics``
+says under those names: for a model trained with a holdout (``evaluated_on = 'holdout'``) they are **holdout**
+figures; the ``cv_*`` columns are the walk-forward CV figures on the data that ranked, selected and routed
+(optimistic: after selection). ``pick_score`` is what selection ranks by: holdout IC_IR for a CROSS_SECTIONAL
+model, holdout t-stat for a SYMBOL_SPECIFIC one (a ratio of a few per-symbol windows means less).
 
-Selection tables, recomputed on every index write (the catalog changes only then): ``pick_best_ic_ir_per_view``
-and ``pick_best_ic_ir_per_family`` hold, for every ``interval_minutes``, the best-IC_IR model among complete
-runs with a verified checksum per target/view/symbol (and per family). The live loader's default policies
-read them, so picking models costs one small indexed lookup instead of a window over every model.
+Views: ``latest_models``, ``best_models``, ``run_summary``, ``model_lineage``, ``active_aliases``; table macro
+``best_models_by(metric)``. ``best_models`` (and the macro) apply the **selection rule**: among the models of
+complete runs with a verified checksum and holdout metrics, only those of the newest run that trained their
+target and view at their interval (recency: a lucky old model cannot stay), whose holdout ``mean_ic`` exceeds
+``MIN_HOLDOUT_IC`` and whose holdout ``t_stat`` reaches ``MIN_HOLDOUT_T`` (the floor); then the best
+``pick_score`` (or the macro's metric) per target/view/symbol. Research-only models (a target from the close the
+features see, which no order fills at) are listed, marked ``research_only``; live policies never pick them.
+
+Selection table, recomputed on every index write (the catalog changes only then): ``pick_candidates`` holds every
+model the live policies may pick (complete run, verified checksum, holdout metrics, tradable target) from the
+``MAX_RECENT_RUNS`` newest runs per interval/target/view, with its ``recency`` (1 = newest) and ``pick_score``. The
+built-in policies (``live.policies``) read it, so picking models is one small lookup, not a window over every model.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+MIN_HOLDOUT_IC = 0.0
+"""The selection floor: a model is picked only if its holdout mean IC is above this (it shows the sign it was
+trained for, on data no decision saw)."""
+MIN_HOLDOUT_T = 2.0
+"""The selection floor: and only if its holdout t-stat (non-overlapping timestamps) reaches this."""
+MAX_RECENT_RUNS = 10
+"""``pick_candidates`` keeps the models of this many newest runs per interval/target/view."""
 
 # Columns whose values are times of indexing: they differ between two builds of the same files.
 INDEXING_TIME_COLUMNS = {"indexed_at", "seen_at"}
@@ -105,6 +125,23 @@ create table models (
     model_size bigint,
     hit_rate double,                      -- metrics.hit_rate
     rank_ic_ir double,                    -- metrics.RankIC_IR
+    evaluated_on varchar,                 -- metrics.evaluated_on: 'holdout' (NULL: before holdouts; never picked)
+    holdout_start varchar,                -- metrics.holdout_start / holdout_end: the window the metrics cover
+    holdout_end varchar,
+    ic_coverage double,                   -- share of evaluated timestamps whose IC is defined (constant score: 0)
+    spread_bps double,                    -- top-bottom (CS) or long/short (one symbol) spread per holding period
+    turnover_frac double,                 -- one-way turnover per rebalance
+    net_spread_bps double,                -- spread_bps - cost_bps x two-way turnover
+    breakeven_cost_bps double,            -- the one-way cost at which the net spread is 0
+    cost_bps double,                      -- the one-way cost the net spread charged
+    cv_mean_ic double,                    -- metrics.cv_mean_IC etc.: walk-forward CV after selection (optimistic)
+    cv_mean_rank_ic double,
+    cv_ic_ir double,
+    cv_t_stat double,
+    cv_net_spread_bps double,
+    research_only boolean,                -- the target starts at the close the features see: never traded
+    fit_scope varchar,                    -- 'pre_holdout' or 'all_data' (refit after the holdout evaluation)
+    pick_score double as (case when view = 'SYMBOL_SPECIFIC' then t_stat else ic_ir end) virtual,
     metrics_json json as (json_extract(meta_json, '$.metrics')) virtual,  -- every metric as written
     params_used json as (json_extract(meta_json, '$.params_used')) virtual,
     feature_importance json as (json_extract(meta_json, '$.feature_importance')) virtual,
@@ -193,17 +230,24 @@ create table aliases (
 );
 """
 
-VIEWS = """
+VIEWS = f"""
 create view latest_models as
 select m.* from models m join runs r using (run_dir)
 qualify row_number() over (partition by m.target, m.view, coalesce(m.symbol, ''), m.family
                            order by r.timestamp desc, r.run_dir desc) = 1;
 
+create view eligible_models as
+select m.*, r.timestamp as run_timestamp,
+       dense_rank() over (partition by m.interval_minutes, m.target, m.view
+                          order by r.timestamp desc, r.run_dir desc) as recency
+from models m join runs r using (run_dir)
+where r.complete and m.checksum_ok and m.evaluated_on = 'holdout';
+
 create view best_models as
-select m.* from models m join runs r using (run_dir)
-where r.complete and m.checksum_ok
-qualify row_number() over (partition by m.target, m.view, coalesce(m.symbol, '')
-                           order by m.ic_ir desc nulls last, m.mean_ic desc nulls last, m.model_dir) = 1;
+select * exclude (run_timestamp, recency) from eligible_models
+where recency = 1 and mean_ic > {MIN_HOLDOUT_IC} and t_stat >= {MIN_HOLDOUT_T}
+qualify row_number() over (partition by target, view, coalesce(symbol, '')
+                           order by pick_score desc nulls last, mean_ic desc nulls last, model_dir) = 1;
 
 create view run_summary as
 select r.run_dir, r.run_id, r.run_instance_id, r.timestamp, r.interval_minutes, r.complete, r.n_targets,
@@ -228,39 +272,29 @@ from aliases a left join models m using (model_dir)
 where a.active;
 
 create macro best_models_by(metric) as table
-select m.* from models m join runs r using (run_dir)
-where r.complete and m.checksum_ok
+select * exclude (run_timestamp, recency) from eligible_models
+where recency = 1 and mean_ic > {MIN_HOLDOUT_IC} and t_stat >= {MIN_HOLDOUT_T}
 qualify row_number() over (
-    partition by m.target, m.view, coalesce(m.symbol, '')
-    order by case metric when 'ic_ir' then m.ic_ir when 'mean_ic' then m.mean_ic
-                         when 'mean_rank_ic' then m.mean_rank_ic when 'rank_ic_ir' then m.rank_ic_ir
-                         when 't_stat' then m.t_stat when 'hit_rate' then m.hit_rate
-                         when 'cv_mean' then m.cv_mean end desc nulls last,
-             m.mean_ic desc nulls last, m.model_dir) = 1;
+    partition by target, view, coalesce(symbol, '')
+    order by case metric when 'pick_score' then pick_score when 'ic_ir' then ic_ir when 'mean_ic' then mean_ic
+                         when 'mean_rank_ic' then mean_rank_ic when 'rank_ic_ir' then rank_ic_ir
+                         when 't_stat' then t_stat when 'hit_rate' then hit_rate
+                         when 'net_spread_bps' then net_spread_bps end desc nulls last,
+             mean_ic desc nulls last, model_dir) = 1;
 """
 
-PICKS = """
-create or replace table pick_best_ic_ir_per_view as
-select m.interval_minutes, m.target, m.view, m.symbol, m.family, m.model_dir, m.ic_ir, m.mean_ic
-from models m join runs r using (run_dir)
-where r.complete and m.checksum_ok
-qualify row_number() over (partition by m.interval_minutes, m.target, m.view, coalesce(m.symbol, '')
-                           order by m.ic_ir desc nulls last, m.mean_ic desc nulls last, m.model_dir) = 1
-order by m.interval_minutes, m.target, m.view, m.symbol nulls first;
-
-create or replace table pick_best_ic_ir_per_family as
-select m.interval_minutes, m.target, m.view, m.symbol, m.family, m.model_dir, m.ic_ir, m.mean_ic
-from models m join runs r using (run_dir)
-where r.complete and m.checksum_ok
-qualify row_number() over (partition by m.interval_minutes, m.target, m.view, coalesce(m.symbol, ''), m.family
-                           order by m.ic_ir desc nulls last, m.model_dir) = 1
-order by m.interval_minutes, m.target, m.view, m.symbol nulls first, m.family;
+PICKS = f"""
+create or replace table pick_candidates as
+select interval_minutes, target, view, symbol, family, model_dir, run_dir, recency, pick_score, mean_ic, t_stat,
+       ic_ir, net_spread_bps
+from eligible_models
+where not coalesce(research_only, false) and recency <= {MAX_RECENT_RUNS}
+order by interval_minutes, target, view, symbol nulls first, family, recency;
 """
 
-BEST_METRICS = ("ic_ir", "mean_ic", "mean_rank_ic", "rank_ic_ir", "t_stat", "hit_rate", "cv_mean")
+BEST_METRICS = ("pick_score", "ic_ir", "mean_ic", "mean_rank_ic", "rank_ic_ir", "t_stat", "hit_rate", "net_spread_bps")
 
 # Keys (per table) that identify the rows one unit of files produced; used to drop and re-insert a unit.
 TABLE_NAMES = (
-    "runs", "run_targets", "models", "routing_decisions", "artifacts", "rejected", "aliases",
-    "pick_best_ic_ir_per_view", "pick_best_ic_ir_per_family",
+    "runs", "run_targets", "models", "routing_decisions", "artifacts", "rejected", "aliases", "pick_candidates",
 )  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from typing import Any
@@ -133,7 +134,9 @@ def _str(value: Any) -> str | None:
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite JSON number, else None (a NaN or an infinity must never win a ranking)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 def _int(value: Any) -> int | None:
@@ -166,11 +169,20 @@ MODEL_COLUMNS = (
     "cs_ranking_target_type", "cs_ranking_loss_type", "cs_ranking_sequence_length", "cs_ranking_normalization",
     "cs_ranking_best_ic", "cs_ranking_best_spread", "cs_ranking_epochs_trained", "cs_ranking_ic_ir",
     "cs_ranking_ic_hit_rate", "cs_ranking_turnover", "cs_ranking_net_spread", "legacy_features", "horizon_bars",
+    "evaluated_on", "holdout_start", "holdout_end", "ic_coverage", "spread_bps", "turnover_frac", "net_spread_bps",
+    "breakeven_cost_bps", "cost_bps", "cv_mean_ic", "cv_mean_rank_ic", "cv_ic_ir", "cv_t_stat", "cv_net_spread_bps",
+    "research_only", "fit_scope",
     "meta_path", "meta_sha256", "repro_json",
 )  # fmt: skip
 # The LIST columns (feature_list, cv_scores, sequence_channels, data_partitions) and the lineage read from
 # reproducibility.json are extracted from the JSON texts in SQL, in bulk (see catalog.indexer).
 
+
+# metrics.<name> -> the models columns after holdout_end, in MODEL_COLUMNS order
+_COST_AND_CV_METRICS = (
+    "ic_coverage", "spread_bps", "turnover_frac", "net_spread_bps", "breakeven_cost_bps", "cost_bps", "cv_mean_IC",
+    "cv_mean_RankIC", "cv_IC_IR", "cv_t_stat", "cv_net_spread_bps",
+)  # fmt: skip
 
 _VIEW_LEVELS = {"view=CROSS_SECTIONAL": "CROSS_SECTIONAL", "view=SYMBOL_SPECIFIC": "SYMBOL_SPECIFIC"}
 
@@ -336,7 +348,11 @@ def _model_row(model_dir: str, meta_path: str, data: dict, sha: dict, size: dict
         csr.normalization if csr else None, tm.best_ic if tm else None, tm.best_spread if tm else None,
         tm.epochs_trained if tm else None, tm.ic_ir if tm else None, tm.ic_hit_rate if tm else None,
         tm.turnover if tm else None, tm.net_spread if tm else None, "feature_list" not in doc and "features" in doc,
-        _int(doc.get("horizon_bars")), meta_path, sha[MODEL_META], repro_text,
+        _int(doc.get("horizon_bars")),
+        _str(extra.get("evaluated_on")), _str(extra.get("holdout_start")), _str(extra.get("holdout_end")),
+        *(_num(extra.get(k)) for k in _COST_AND_CV_METRICS),
+        meta.research_only, meta.fit_scope,
+        meta_path, sha[MODEL_META], repro_text,
     )  # fmt: skip
 
 

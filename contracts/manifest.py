@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from contracts.errors import ContractError
 from contracts.families import canonical_family
@@ -53,6 +54,17 @@ class Manifest(BaseModel):
     experiment_config: dict[str, Any] | None = None
     run_metadata: dict[str, Any] | None = None
     contract_version: str | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _iso_timestamp(cls, v: str) -> str:
+        try:
+            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"timestamp {v!r} is not an ISO-8601 date and time") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"timestamp {v!r} has no UTC offset")
+        return v
 
 
 def parse_manifest(doc: Any, source: str | Path | None = None) -> Manifest:

@@ -36,13 +36,27 @@ def _violation(field: str, rule: int | str, detail: str) -> ContractError:
 
 
 class Metrics(BaseModel):
-    """Out-of-sample training metrics. ``mean_IC``/``mean_RankIC`` average per-timestamp correlations."""
+    """Out-of-sample metrics. ``mean_IC``/``mean_RankIC`` average per-timestamp correlations.
 
-    model_config = ConfigDict(extra="allow")
+    foxlake writes the **holdout** figures under these names (``evaluated_on: "holdout"``) and the walk-forward CV
+    figures, measured on the data that ranked, selected and routed (optimistic), under ``cv_``-prefixed names.
+    ``IC_IR`` is null for a single symbol's time series with too few windows to give the ratio a meaning
+    (:mod:`ml.metrics`). Numbers must be finite JSON numbers (not strings, not booleans).
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     mean_IC: float
     mean_RankIC: float
-    IC_IR: float
+    IC_IR: float | None
+
+    @model_validator(mode="after")
+    def _finite(self) -> Metrics:
+        for name in ("mean_IC", "mean_RankIC", "IC_IR"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise _violation(f"metrics.{name}", "metrics", f"must be a finite number, got {value}")
+        return self
 
 
 class RankingTrainingMetrics(BaseModel):
@@ -72,10 +86,18 @@ class CrossSectionalRanking(BaseModel):
     training_metrics: RankingTrainingMetrics | None = None
 
 
-class ModelMeta(BaseModel):
-    """One trained model's metadata, as LIVE_TRADING consumes it."""
+LEGACY_FLAGS = ("legacy_feature_order", "legacy_interval_unknown")
+OHLCV_CHANNELS = ("open", "high", "low", "close", "volume", "vwap")
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+class ModelMeta(BaseModel):
+    """One trained model's metadata, as LIVE_TRADING consumes it.
+
+    Strict types: a number is a JSON number (``true`` is not 1, ``"0.5"`` is not 0.5). The legacy flags are set
+    only by reading a legacy document, never from the JSON itself.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
 
     # required
     family: str
@@ -109,12 +131,18 @@ class ModelMeta(BaseModel):
     # foxlake additions (optional, forward compatible)
     contract_version: str = CONTRACT_VERSION
     model_file: str | None = None
+    research_only: bool = False  # the target starts at the close the features see: no order fills there
+    fit_scope: Literal["pre_holdout", "all_data"] | None = None  # what the saved model was fitted on
     legacy_feature_order: bool = Field(default=False, exclude=True)
     legacy_interval_unknown: bool = Field(default=False, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def _legacy_features(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            forged = [k for k in LEGACY_FLAGS if k in data]
+            if forged:
+                raise _violation(forged[0], "schema", "is set by the reader of a legacy document, not by the JSON")
         if isinstance(data, dict) and "feature_list" not in data and "features" in data:
             warnings.warn(
                 "model_meta uses the deprecated 'features' field; read as feature_list (contract 1.1)",
@@ -186,6 +214,9 @@ class ModelMeta(BaseModel):
                 raise _violation("sequence_length", 6, "raw_sequence mode needs sequence_length > 0")
             if not self.sequence_channels:
                 raise _violation("sequence_channels", 6, "raw_sequence mode must list its OHLCV channels")
+            unknown = [c for c in self.sequence_channels if c not in OHLCV_CHANNELS]
+            if unknown:
+                raise _violation("sequence_channels", 6, f"{unknown} are not OHLCV columns {OHLCV_CHANNELS}")
             if self.sequence_normalization not in SEQUENCE_NORMALIZATIONS:
                 raise _violation(
                     "sequence_normalization",

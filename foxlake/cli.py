@@ -89,7 +89,18 @@ def cmd_catalog_best(args: argparse.Namespace) -> int:
     from catalog import best_models
 
     df = best_models(_results(args), args.metric).select(
-        "target", "view", "symbol", "family", "interval_minutes", "mean_ic", "ic_ir", "model_dir"
+        "target",
+        "view",
+        "symbol",
+        "family",
+        "interval_minutes",
+        "mean_ic",
+        "cv_mean_ic",
+        "ic_ir",
+        "t_stat",
+        "net_spread_bps",
+        "research_only",
+        "model_dir",
     )
     _print_frame(df, args)
     return 0
@@ -137,6 +148,7 @@ def cmd_catalog_alias_show(args: argparse.Namespace) -> int:
 
 
 def cmd_live_replay(args: argparse.Namespace) -> int:
+    from live.policies import DEFAULT_POLICY
     from live.replay import replay
 
     interval = args.interval_minutes
@@ -144,7 +156,8 @@ def cmd_live_replay(args: argparse.Namespace) -> int:
         from ml.config import load_run_config
 
         interval = load_run_config(args.config).bar_interval_minutes
-    summary = replay(_results(args), args.bars, interval_minutes=interval, policy=args.policy, strict=args.strict)
+    policy = args.policy or DEFAULT_POLICY
+    summary = replay(_results(args), args.bars, interval_minutes=interval, policy=policy, strict=args.strict)
     if args.json:
         print(json.dumps(summary.to_dict(), default=str, sort_keys=True))
     else:
@@ -211,8 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-rows", type=int, default=50)
     p.set_defaults(fn=cmd_catalog_runs)
-    p = cat.add_parser("best", help="best model per target/view/symbol (complete runs, checksum ok)")
-    p.add_argument("--metric", default="ic_ir", help="ic_ir, mean_ic, mean_rank_ic, rank_ic_ir, t_stat, …")
+    p = cat.add_parser(
+        "best",
+        help="best model per target/view/symbol by holdout metrics (newest complete run, checksum ok, above the floor)",
+    )
+    p.add_argument(
+        "--metric",
+        default="pick_score",
+        help="pick_score (holdout IC_IR pooled, t-stat per symbol), ic_ir, mean_ic, t_stat, net_spread_bps, …",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-rows", type=int, default=50)
     p.set_defaults(fn=cmd_catalog_best)
@@ -249,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = live.add_parser("replay", help="replay the last N bars through the live path")
     p.add_argument("--bars", type=int, default=50)
     p.add_argument(
-        "--policy", default="best_ic_ir", help="named policy (configs/policies.yaml), alias:NAME, or a SQL select"
+        "--policy",
+        default=None,
+        help="named policy (default holdout_per_family; configs/policies.yaml), alias:NAME, or a SQL select",
     )
     p.add_argument("--interval-minutes", type=float, default=None, help="live bar interval (default: the config's)")
     p.add_argument("--config", default=DEFAULT_CONFIG)

@@ -20,7 +20,7 @@ from contracts.families import family_spec
 from contracts.io import sha256_file
 from contracts.model_meta import ModelMeta, load_model_meta
 from contracts.paths import MODEL_META
-from live.policies import DEFAULT_POLICY, alias_names, policy_sql
+from live.policies import DEFAULT_POLICY, PolicyParams, alias_names, policy_sql
 from ml.families import get_family
 
 log = logging.getLogger("foxlake.live.loader")
@@ -50,31 +50,33 @@ class LoadedModel:
 
 
 def select_models(
-    results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
+    results: str | Path,
+    policy: str = DEFAULT_POLICY,
+    interval_minutes: float | None = None,
+    params: PolicyParams | None = None,
 ) -> list[str]:
     """``model_dir`` values (relative to RESULTS) that a policy picks.
 
     ``policy``: a named policy (built in or from ``configs/policies.yaml``), ``alias:<name>[,<name>…]``, or a
     ``select`` returning ``model_dir``. An alias resolves to the model it points at now, whatever its interval
-    (:func:`load_model` still refuses a model trained on another interval).
+    (:func:`load_model` still refuses a model trained on another interval). ``params``: the floor and recency
+    numbers a policy may use (:class:`live.policies.PolicyParams`, documented defaults).
     """
     con = connect(results)
     try:
-        return _select(con, policy, interval_minutes)
+        return _select(con, policy, interval_minutes, params)
     finally:
         con.close()
 
 
-def _select(con, policy: str, interval_minutes: float | None) -> list[str]:
+def _select(con, policy: str, interval_minutes: float | None, params: PolicyParams | None = None) -> list[str]:
     names = alias_names(policy)
     if names is not None:
         return _resolve_aliases(con, names)
     query = policy_sql(policy)
     try:
-        params = {"interval_minutes": interval_minutes} if "$interval_minutes" in query else None
-        if params and interval_minutes is None:
-            raise ValueError("this policy needs the live data's interval_minutes")
-        rows = con.execute(query, params or {}).fetchall()
+        values = (params or PolicyParams()).for_query(query, interval_minutes)
+        rows = con.execute(query, values).fetchall()
         cols = [d[0] for d in con.description]
     except duckdb.Error as exc:
         raise ValueError(f"selection policy failed: {exc}") from None
@@ -123,15 +125,18 @@ def resolve_model_files(
     return [ModelFiles(root / d, root / d / MODEL_META, root / paths[d] if paths.get(d) else None) for d in dirs]
 
 
-def load_model(model_dir: Path, *, strict: bool = False, interval_minutes: float | None = None) -> LoadedModel:
-    """Validate the meta, check the interval, verify the checksum, then load the native file."""
+def load_model(model_dir: Path, *, interval_minutes: float, strict: bool = False) -> LoadedModel:
+    """Validate the meta, check the interval against the live data's (measured) one, verify the checksum, then
+    load the native file and check that it takes as many features as ``feature_list`` names."""
     meta = load_model_meta(model_dir / MODEL_META)
+    if interval_minutes is None or not isinstance(interval_minutes, int | float):
+        raise ModelLoadError(f"{model_dir}: the live data's interval_minutes is required (got {interval_minutes!r})")
     if meta.interval_minutes is None:
         raise ModelLoadError(
             f"{model_dir / MODEL_META}: interval_minutes: unknown (a contract-1.0 meta); the interval cannot be "
             "checked against the live data, so the model is not loaded (model_meta rule 3)"
         )
-    if interval_minutes is not None and abs(meta.interval_minutes - interval_minutes) > 1e-9:
+    if abs(meta.interval_minutes - interval_minutes) > 1e-9:
         raise ModelLoadError(
             f"{model_dir}: trained on {meta.interval_minutes}-minute bars, live data is {interval_minutes}-minute"
         )
@@ -151,7 +156,14 @@ def load_model(model_dir: Path, *, strict: bool = False, interval_minutes: float
         log.warning("%s: sha256 does not match model_checksum; loading anyway (non-strict)", path)
     else:
         status = "ok"
-    return LoadedModel(model_dir, meta, get_family(meta.family).load(path), status)
+    family = get_family(meta.family)
+    model = family.load(path)
+    n_inputs = family.n_features(model)
+    if n_inputs is not None and n_inputs != len(meta.feature_list):
+        raise ModelLoadError(
+            f"{path}: the model takes {n_inputs} features but model_meta.feature_list names {len(meta.feature_list)}"
+        )
+    return LoadedModel(model_dir, meta, model, status)
 
 
 def load_selected(

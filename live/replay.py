@@ -19,6 +19,7 @@ from live.feature_builder import LiveFeatureBuilder
 from live.journal import StateJournal
 from live.loader import load_selected
 from live.policies import DEFAULT_POLICY
+from ml.bars import check_interval
 from ml.lake import read_table, table_dir
 
 
@@ -57,7 +58,11 @@ def replay(
     journal.update(status="running", current_stage="idle")
     journal.event("engine_start", f"replay of the last {n_bars} bars", policy=policy)
     try:
-        models, refused = load_selected(results, policy, interval_minutes=interval_minutes, strict=strict)
+        bars_dir = table_dir(results, "bars", interval_minutes)
+        bars = read_table(bars_dir)
+        # the interval the models are checked against is the one the bars show, not only the one declared
+        measured = check_interval(bars, interval_minutes, str(bars_dir))
+        models, refused = load_selected(results, policy, interval_minutes=measured, strict=strict)
         summary.models_loaded, summary.models_refused = len(models), refused
         summary.models = [m.key for m in models]
         for err in refused:
@@ -67,7 +72,6 @@ def replay(
         journal.event("models_loaded", f"{len(models)} model(s) loaded", models=summary.models)
 
         builder = LiveFeatureBuilder(f for m in models for f in m.meta.feature_list)
-        bars = read_table(table_dir(results, "bars", interval_minutes))
         stamps = bars["ts"].unique().sort()
         cycle_stamps = stamps.tail(n_bars)
         first_needed = stamps[max(0, len(stamps) - n_bars - builder.history_bars)]

@@ -75,3 +75,23 @@ def infer_interval_minutes(df: pl.DataFrame) -> float:
     if gaps.height == 0:
         raise ValueError("cannot infer the bar interval from fewer than two bars per symbol")
     return float(gaps["gap"].mode().min())
+
+
+def check_interval(df: pl.DataFrame, declared_minutes: float, source: str) -> float:
+    """The bars' measured interval (:func:`infer_interval_minutes`), which must equal the declared one.
+
+    Bars too few to measure (one per symbol) pass with the declared interval.
+
+    Raises:
+        ValueError: naming ``source`` and both intervals, e.g. daily bars declared as 5-minute.
+    """
+    try:
+        measured = infer_interval_minutes(df)
+    except ValueError:
+        return float(declared_minutes)
+    if abs(measured - float(declared_minutes)) > 1e-9:
+        raise ValueError(
+            f"{source}: declared interval {declared_minutes:g} minutes, but its bars are {measured:g} minutes apart "
+            "(the most common gap between a symbol's bars)"
+        )
+    return measured

@@ -106,11 +106,12 @@ Kernel = Callable[[np.ndarray, np.ndarray], np.ndarray]
 of its timestamps -> the feature's block, same shape."""
 
 
-def rank_pct(m: np.ndarray, bars_at_ts: np.ndarray) -> np.ndarray:
-    """Each value's rank in its row, in ``[0, 1]``: ``(rank - 1) / max(bars_at_ts - 1, 1)``, ties averaged.
+def rank_pct(m: np.ndarray, bars_at_ts: np.ndarray | None = None) -> np.ndarray:
+    """Each value's rank in its row, in ``[0, 1]``: ``(rank - 1) / max(n - 1, 1)``, ties averaged.
 
-    ``rank`` counts from 1 among the row's non-NaN values; NaN stays NaN. The denominator counts the timestamp's
-    bars, null values included (as ``pandas``' ``groupby(ts).transform("size")``).
+    ``rank`` counts from 1 among the row's ``n`` non-NaN values; NaN stays NaN. The denominator counts the values
+    present, not the timestamp's bars, so the top value ranks 1 however many symbols have a null there.
+    ``bars_at_ts`` is not read; it makes ``rank_pct`` a :data:`Kernel`.
     """
     n_rows, n_cols = m.shape
     if m.size == 0:
@@ -124,7 +125,7 @@ def rank_pct(m: np.ndarray, bars_at_ts: np.ndarray) -> np.ndarray:
     order += (np.arange(n_rows) * n_cols)[:, None]
     flat = order.ravel()
     ordered = m.ravel().take(flat).reshape(n_rows, n_cols)
-    denominator = np.maximum(bars_at_ts - 1, 1).astype(np.float64)[:, None]
+    denominator = np.maximum(n_rows_present(missing) - 1, 1).astype(np.float64)[:, None]
     position = np.arange(n_cols, dtype=np.float64) / denominator
     tied = ordered[:, 1:] == ordered[:, :-1]  # NaN never ties
     rows = np.flatnonzero(tied.any(axis=1))
@@ -135,6 +136,11 @@ def rank_pct(m: np.ndarray, bars_at_ts: np.ndarray) -> np.ndarray:
     if has_missing:
         out[missing.ravel()] = np.nan
     return out.reshape(n_rows, n_cols)
+
+
+def n_rows_present(missing: np.ndarray) -> np.ndarray:
+    """Number of values present (not NaN) in each row."""
+    return missing.shape[1] - missing.sum(axis=1)
 
 
 def _tie_averaged_positions(tied: np.ndarray) -> np.ndarray:

@@ -15,18 +15,18 @@ MACD signal/histogram read ``macd``, the volatility/skew family reads ``log_ret_
 read the time-series feature they rank; the volume z-scores read private helper columns (``__log_volume``, not
 features). A feature's ``lookback_bars`` includes its sources' lookbacks.
 
-``vwap`` is optional in the bar schema (:mod:`ml.bars`): when the column is absent, the VWAP features
-(``vwap_dev``, ``vwap_dev_20``, ``cs_rank_vwap_dev``) use the typical price ``(high + low + close) / 3``
-as the bar's VWAP.
+``vwap`` is optional in the bar schema (:mod:`ml.bars`): where the column is absent, or a cell of it is empty, the
+VWAP features (``vwap_dev``, ``vwap_dev_20``, ``cs_rank_vwap_dev``) use the typical price
+``(high + low + close) / 3`` as that bar's VWAP.
 
 Time-of-day features (``tod_sin``, ``tod_cos``) place the bar's UTC close time on the 24-hour circle;
 they are informative for intraday bars only (constant for daily bars).
 
 Cross-sectional features are evaluated per timestamp across symbols: ``cs_rank_<f>`` is ``f``'s rank in
-``[0, 1]`` among the symbols with a bar at that timestamp (average ties; nulls stay null), ``cs_demean_<f>`` is
-``f`` minus its cross-sectional mean. They run after the time-series features, as numpy kernels over a dense
-timestamps × symbols matrix (:mod:`ml.cross_section`: one vectorised sort for all timestamps, ~4x faster than
-``rank().over("ts")``, which ranks each timestamp's group on its own).
+``[0, 1]`` among the symbols with a value at that timestamp (average ties; nulls stay null and do not count),
+``cs_demean_<f>`` is ``f`` minus its cross-sectional mean. They run after the time-series features, as numpy kernels
+over a dense timestamps × symbols matrix (:mod:`ml.cross_section`: one vectorised sort for all timestamps, ~4x faster
+than ``rank().over("ts")``, which ranks each timestamp's group on its own).
 """
 
 from __future__ import annotations
@@ -263,7 +263,9 @@ _COMBINED: list[FeatureDef] = [
 FEATURES_BY_NAME.update({f.name: f for f in _COMBINED})
 # Helper columns (not features: not in ALL_FEATURES, never output) that several expressions read, computed once.
 _HELPERS: list[FeatureDef] = [
-    _ts("__log_volume", 0, lambda: _c("volume").log()),
+    # log1p: a zero-volume bar (a halt, an auction-only bar) is a finite, very low value, not a -inf that would
+    # turn the whole rolling window's mean and std into NaN
+    _ts("__log_volume", 0, lambda: _c("volume").log1p()),
     _ts("__log_dollar_volume", 0, lambda: (_c("close") * _c("volume")).log1p()),
     _ts("__tod_angle", 0, _tod_angle),
 ]
@@ -420,8 +422,8 @@ def _time_series(bars: pl.DataFrame, needed: set[str]) -> pl.DataFrame:
 
 
 def _sorted_bars(bars: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """The bars sorted by (symbol, ts) with a ``vwap`` column (the typical price where they have none) and
-    :data:`SYMBOL_ID`.
+    """The bars sorted by (symbol, ts) with a ``vwap`` column (the typical price where they have none, column or
+    cell) and :data:`SYMBOL_ID`.
 
     Bars already in order (the lake's and the synthetic market's are) are not copied: checking costs ~13 ms on
     4M rows, sorting ~50 ms plus fresh memory for every column.
@@ -431,8 +433,11 @@ def _sorted_bars(bars: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     in_order = (symbol > symbol.shift(1)) | ((symbol == symbol.shift(1)) & (ts > ts.shift(1)))
     if df.height > 1 and not df.select(in_order.slice(1).all()).item():
         df = df.sort("symbol", "ts")
+    typical = (_c("high") + _c("low") + _c("close")) / 3.0
     if "vwap" not in df.columns:
-        df = df.with_columns(((_c("high") + _c("low") + _c("close")) / 3.0).alias("vwap"))
+        df = df.with_columns(typical.alias("vwap"))
+    elif df["vwap"].null_count():
+        df = df.with_columns(_c("vwap").fill_nan(None).fill_null(typical))  # row by row: empty cells only
     return df.with_columns(symbol.rle_id().set_sorted().alias(SYMBOL_ID))
 
 

@@ -23,9 +23,10 @@ column        type                        meaning
 ============  ==========================  ==================================================================
 
 Numbers must be finite (no NaN / inf). Any bar interval from 1 minute to 1 day (1440 minutes), in whole
-minutes; each file holds one interval, inferred from the file (:func:`ml.bars.infer_interval_minutes`, the most
-common gap between a symbol's consecutive bars) unless ``interval_minutes`` is passed. Inference needs at least
-two bars of some symbol one interval apart; a file of one bar per symbol (e.g. one day of daily bars) needs
+minutes; each file holds one interval, measured from the file (:func:`ml.bars.infer_interval_minutes`, the most
+common gap between a symbol's consecutive bars). A declared ``interval_minutes`` must equal the measured one: daily
+bars declared as 5-minute are refused with both numbers and the file named. Measuring needs at least two bars of
+some symbol one interval apart; a file of one bar per symbol (e.g. one day of daily bars) needs
 ``interval_minutes``.
 
 File formats
@@ -76,7 +77,14 @@ from typing import Any
 import polars as pl
 
 from contracts.io import read_json, write_atomic_bytes, write_atomic_json
-from ml.bars import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, BarSchemaError, infer_interval_minutes, validate_bars
+from ml.bars import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    BarSchemaError,
+    check_interval,
+    infer_interval_minutes,
+    validate_bars,
+)
 from ml.lake import table_dir, write_partitions
 
 LANDING_SUFFIXES = (".csv", ".parquet")
@@ -420,10 +428,16 @@ def _check_interval(value: float, what: str) -> int:
 
 
 def _file_interval(bars: pl.DataFrame, given: int | None, source: str) -> int | None:
-    if given is not None:
-        return given
+    """The file's interval: measured from its bars, and equal to ``given`` when one is declared (a file of one bar
+    per symbol cannot be measured and takes the declared interval)."""
     if bars.height == 0:
-        return None
+        return given
+    if given is not None:
+        try:
+            check_interval(bars, given, source)
+        except ValueError as exc:
+            raise IngestError([f"{exc}; fix the declared interval or the file"]) from None
+        return given
     try:
         inferred = infer_interval_minutes(bars)
     except ValueError as exc:

@@ -31,13 +31,14 @@ from contracts.paths import (
 )
 from contracts.routing import parse_routing
 from ml.config import RunConfig
+from ml.cv import Holdout, holdout_from_record, make_holdout
 from ml.features import ALL_FEATURES, is_target_like, resolve
 from ml.lake import partitions, read_table, table_dir
 from ml.progress import TrainingProgress
 from ml.ranking import TargetEvaluation, evaluate_target
 from ml.routing import route_target
 from ml.selection import select_for_target
-from ml.targets import add_targets
+from ml.targets import add_targets, target_end_column
 from ml.training import ModelJob, train_and_write
 
 RANKING_JSON = "target_ranking.json"
@@ -46,6 +47,7 @@ SELECTION_JSON = "feature_selection.json"
 SELECTED_FEATURES = "selected_features.json"
 JOBS_DIR = "jobs"
 REUSE_JSON = "reused_from.json"
+HOLDOUT_JSON = "holdout.json"
 
 
 def run_instance_id(created: datetime, dagster_run_id: str | None = None) -> str:
@@ -87,14 +89,40 @@ def load_panel(results: str | Path, cfg: RunConfig) -> tuple[pl.DataFrame, list[
     return panel, features, partitions(feat_dir)
 
 
+# --- the holdout -------------------------------------------------------------------------------------
+
+
+def holdout_of(panel: pl.DataFrame, cfg: RunConfig) -> Holdout:
+    """The run's holdout on the panel's bar grid (``cfg.holdout``)."""
+    return make_holdout(panel["ts"], cfg.holdout)
+
+
+def write_holdout(run_dir: Path, holdout: Holdout) -> Path:
+    """``globals/holdout.json``: the window the ranking kept out; the models of the run use the same one."""
+    return write_atomic_json(get_globals_dir(run_dir) / HOLDOUT_JSON, holdout.describe())
+
+
+def read_holdout(run_dir: Path, panel: pl.DataFrame, cfg: RunConfig) -> Holdout:
+    """The holdout the run's ranking recorded, on the panel's (possibly longer) grid; computed afresh if the run
+    recorded none."""
+    path = get_globals_dir(run_dir) / HOLDOUT_JSON
+    return holdout_from_record(panel["ts"], read_json(path)) if path.exists() else holdout_of(panel, cfg)
+
+
 # --- ranking ----------------------------------------------------------------------------------------
 
 
 def rank_targets(
-    panel: pl.DataFrame, features: list[str], cfg: RunConfig, progress: TrainingProgress | None = None
+    panel: pl.DataFrame,
+    features: list[str],
+    cfg: RunConfig,
+    progress: TrainingProgress | None = None,
+    holdout: Holdout | None = None,
 ) -> list[TargetEvaluation]:
-    """Evaluate every configured target (pooled view and per symbol, each ranking family), best first by the
-    cross-sectional t-stat (non-overlapping timestamps, so long horizons are not flattered)."""
+    """Evaluate every configured target on the development data (pooled view and per symbol, each ranking family),
+    best first by the cross-sectional t-stat (non-overlapping timestamps, so long horizons are not flattered).
+    The holdout (``holdout``, default :func:`holdout_of`) is never read."""
+    holdout = holdout or holdout_of(panel, cfg)
     out = []
     names = cfg.target_names()
     for i, spec in enumerate(cfg.targets):
@@ -112,7 +140,7 @@ def rank_targets(
         )
         out.append(
             evaluate_target(
-                panel,
+                holdout.development(panel, target_end_column(name)),
                 features,
                 name,
                 spec.horizon_bars,
@@ -122,6 +150,9 @@ def rank_targets(
                 cfg.cv,
                 cfg.seed,
                 on_step=heartbeat,
+                evaluation=cfg.evaluation,
+                ret=spec.base_name(cfg.bar_interval_minutes),
+                symbol_params=cfg.symbol_ranking_params,
             )
         )
         if progress:
@@ -202,6 +233,7 @@ def reuse_upstream(src_run_dir: Path, dst_run_dir: Path) -> bool:
         Path("globals") / RANKING_JSON,
         Path("globals") / RANKING_PARQUET,
         Path("globals") / SELECTION_JSON,
+        Path("globals") / HOLDOUT_JSON,
         *[p.relative_to(src_run_dir) for p in src_run_dir.glob(f"targets/*/feature_selection/{SELECTED_FEATURES}")],
     ]:
         if (src_run_dir / rel).exists():
@@ -224,15 +256,16 @@ def plan_model_jobs(
         spec = cfg.target_spec(target)
         for view in parse_routing({target: d}).root[target].views():
             features = tuple(selections[target][view])
+            ret = spec.base_name(cfg.bar_interval_minutes)
+            common = {"horizon_bars": spec.horizon_bars, "reach_bars": spec.reach_bars, "features": features}
+            common |= {"ret": ret, "research_only": not spec.tradable}
             if view == "SYMBOL_SPECIFIC":
                 for symbol in d.get("winner_symbols") or []:
                     for family in cfg.ss_families:
-                        jobs.append(
-                            ModelJob(target, view, family, symbol, spec.horizon_bars, spec.reach_bars, features)
-                        )
+                        jobs.append(ModelJob(target, view, family, symbol, **common))
             else:
                 for family in cfg.families:
-                    jobs.append(ModelJob(target, view, family, None, spec.horizon_bars, spec.reach_bars, features))
+                    jobs.append(ModelJob(target, view, family, None, **common))
     return jobs
 
 
@@ -245,8 +278,17 @@ def model_dir_for(run_dir: Path, job: ModelJob) -> Path:
     return get_scoped_artifact_dir(run_dir, job.target, job.view, job.family, job.symbol)
 
 
-def train_one(panel: pl.DataFrame, job: ModelJob, run_dir: Path, cfg: RunConfig, provenance: dict[str, Any]) -> dict:
-    """Train one job and record its outcome in ``globals/jobs/<job id>.json``; a failure is recorded, not raised."""
+def train_one(
+    panel: pl.DataFrame,
+    job: ModelJob,
+    run_dir: Path,
+    cfg: RunConfig,
+    provenance: dict[str, Any],
+    holdout: Holdout | None = None,
+) -> dict:
+    """Train one job and record its outcome in ``globals/jobs/<job id>.json``; a failure is recorded, not raised.
+
+    ``holdout`` defaults to the one the run recorded (:func:`read_holdout`)."""
     directory = model_dir_for(run_dir, job)
     record: dict[str, Any] = {
         **asdict(job),
@@ -263,8 +305,11 @@ def train_one(panel: pl.DataFrame, job: ModelJob, run_dir: Path, cfg: RunConfig,
             interval_minutes=cfg.bar_interval_minutes,
             params=cfg.family_params.get(job.family, {}),
             cv=cfg.cv,
+            holdout=holdout or read_holdout(run_dir, panel, cfg),
+            evaluation=cfg.evaluation,
             seed=cfg.seed,
-            provenance=provenance,
+            provenance={**provenance, "data_end": panel["ts"].max().strftime("%Y-%m-%dT%H:%M:%SZ")},
+            refit_on_all_data=cfg.holdout.refit_on_all_data,
         )
         record.update(status="trained", mean_IC=meta.metrics.mean_IC, IC_IR=meta.metrics.IC_IR)
     except Exception as exc:  # noqa: BLE001 - one family failing must not lose the run
@@ -283,8 +328,9 @@ def train_models(
 ) -> list[dict[str, Any]]:
     """Train every job in this process (the Dagster graph fans the same calls out per job)."""
     out = []
+    holdout = read_holdout(run_dir, panel, cfg)
     for i, job in enumerate(jobs):
-        out.append(train_one(panel, job, run_dir, cfg, provenance))
+        out.append(train_one(panel, job, run_dir, cfg, provenance, holdout))
         if progress:
             progress.progress("training", i + 1, len(jobs), current_target=job.target, force=False)
     return out
@@ -329,6 +375,7 @@ def write_manifest(
                 message=status,
             )
     reuse = get_globals_dir(run_dir) / REUSE_JSON
+    holdout = get_globals_dir(run_dir) / HOLDOUT_JSON
     doc = {
         "run_id": cfg.run_id,
         "run_instance_id": run_dir.name,
@@ -344,6 +391,8 @@ def write_manifest(
             "routes": {t: d["route"] for t, d in sorted(decisions.items())},
             "blocked_targets": sorted(t for t, d in decisions.items() if d["route"] == "BLOCKED"),
             "reused_from": read_json(reuse)["reused_from"] if reuse.exists() else None,
+            # the window no decision read; models report (and are picked by) their metrics on it
+            "holdout": read_json(holdout) if holdout.exists() else None,
         },
         "contract_version": CONTRACT_VERSION,
     }

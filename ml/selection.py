@@ -27,7 +27,7 @@ class SelectionConfig(BaseModel):
         sample_rows: rows sampled to measure feature correlations (50,000).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     top_k: int = Field(20, ge=1)
     max_abs_corr: float = Field(0.9, gt=0, le=1)

@@ -25,6 +25,15 @@ So, for the targets (see :func:`documented_ics`):
   per-symbol effect in GAP_SYMBOLS;
 * ``fwd_ret_<1 bar>_delay<2 bars>`` — only a per-symbol effect in WICK_SYMBOLS;
 * anything starting 3 or more bars after ``t`` — pure noise.
+
+The opening gap of bar ``t`` is ``GAP_VOL_FRAC * sigma(t)`` times unit noise (plus its signal): a return measured
+from the next bar's open (``entry: next_open``) covers the same bars' returns plus two such gaps, so its ICs are
+lower by ``sqrt(h / (h + 2 * GAP_VOL_FRAC**2))``.
+
+``leak_ic > 0`` plants a **look-ahead leak** for tests of the leak guard: the bar's VWAP then carries the next
+bar's idiosyncratic return, ``log(close / vwap) = 0.25 * sigma * (leak_ic * e(t+1) + sqrt(1 - leak_ic**2) * u)``,
+so the ``vwap_dev`` feature correlates ``leak_ic`` with ``r(t+1)`` across symbols at every timestamp. No real data
+could hold such a field; a pipeline that routes it is broken.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SESSION_OPEN_UTC = (14, 30)
 SESSION_MINUTES = 390
+GAP_VOL_FRAC = 0.25
+"""Standard deviation of a bar's opening gap (log open / previous close), as a fraction of the bar's volatility."""
 
 
 class SyntheticMarketConfig(BaseModel):
@@ -60,9 +71,10 @@ class SyntheticMarketConfig(BaseModel):
         base_vol_per_bar_frac: idiosyncratic volatility of a 5-minute bar (0.002), scaled by sqrt(interval/5).
         regime_vol_multipliers: volatility multipliers of the regimes the market switches between.
         regime_mean_bars: mean regime length in bars.
+        leak_ic: correlation of the bar's VWAP deviation with the next bar's return (0 = no leak; tests only).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     n_symbols: int = Field(24, ge=2)
     n_bars: int = Field(3000, ge=50)
@@ -81,6 +93,7 @@ class SyntheticMarketConfig(BaseModel):
     base_vol_per_bar_frac: float = Field(0.002, gt=0)
     regime_vol_multipliers: tuple[float, ...] = (0.7, 1.0, 1.6)
     regime_mean_bars: int = Field(500, ge=1)
+    leak_ic: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _variance_budget(self) -> SyntheticMarketConfig:
@@ -117,20 +130,25 @@ def planted_symbols(cfg: SyntheticMarketConfig) -> dict[str, dict[str, int]]:
     }
 
 
-def documented_ics(cfg: SyntheticMarketConfig, horizon_bars: int = 1, delay_bars: int = 0) -> dict[str, float]:
-    """The planted truth for a forward return over ``horizon_bars`` bars starting ``delay_bars`` after ``t``.
+def documented_ics(
+    cfg: SyntheticMarketConfig, horizon_bars: int = 1, delay_bars: int = 0, entry: str = "close"
+) -> dict[str, float]:
+    """The planted truth for a forward return over ``horizon_bars`` bars starting ``delay_bars`` after ``t``
+    (from the close, or with ``entry="next_open"`` from the next bar's open: ``ml.targets``).
 
     Returns:
         ``cs_ic``: per-timestamp IC of the best pooled predictor that sees the bars;
         ``gap_symbol_ic`` / ``wick_symbol_ic``: time-series IC of the best per-symbol predictor in a symbol
-        carrying the gap (sign +1) / wick effect; ``plain_symbol_ic``: the same in a symbol with neither.
+        carrying the gap (sign +1) / wick effect; ``gap_symbol_ic_negative``: in a gap symbol of sign -1 (the
+        common and the per-symbol loadings then partly cancel); ``plain_symbol_ic``: in a symbol with neither.
     The per-bar return variance inside the window is 1 per bar (a forward return over ``h`` bars divides by
     ``sqrt(h)``). Volatility regimes and the market factor cancel in the per-timestamp (cross-sectional) ICs;
     within one symbol over time the market factor adds variance, so measured per-symbol ICs come out about
     11 % lower than these (``sqrt(1 / (1 + var(m) / E[sigma**2]))``).
     """
     bars = range(delay_bars + 1, delay_bars + horizon_bars + 1)  # r(t+k) for k in bars
-    norm = math.sqrt(horizon_bars)
+    # open to open covers the same bars' returns plus the gap at each end (variance GAP_VOL_FRAC**2 each)
+    norm = math.sqrt(horizon_bars + (2 * GAP_VOL_FRAC**2 if entry == "next_open" else 0.0))
     cs = sym_gap = sym_wick = plain = 0.0
     if 1 in bars:
         v = cfg.rho_volume * cfg.volume_loading
@@ -138,20 +156,37 @@ def documented_ics(cfg: SyntheticMarketConfig, horizon_bars: int = 1, delay_bars
         sym_gap += v**2
         sym_wick += v**2
         plain += v**2
+    sym_gap_neg = sym_gap
     if 2 in bars:
         c = cfg.rho_gap_common * cfg.gap_loading
         cs += c**2
         plain += c**2
         sym_wick += c**2
         sym_gap += ((cfg.rho_gap_common + cfg.rho_gap_symbol) * cfg.gap_loading) ** 2  # the g_i = +1 symbols
+        sym_gap_neg += ((cfg.rho_gap_common - cfg.rho_gap_symbol) * cfg.gap_loading) ** 2  # the g_i = -1 symbols
     if 3 in bars:
         sym_wick += (cfg.rho_wick_symbol * cfg.wick_loading) ** 2
     return {
         "cs_ic": math.sqrt(cs) / norm,
         "gap_symbol_ic": math.sqrt(sym_gap) / norm,
+        "gap_symbol_ic_negative": math.sqrt(sym_gap_neg) / norm,
         "wick_symbol_ic": math.sqrt(sym_wick) / norm,
         "plain_symbol_ic": math.sqrt(plain) / norm,
     }
+
+
+def symbol_truth(
+    cfg: SyntheticMarketConfig, symbol: str, horizon_bars: int = 1, delay_bars: int = 0, entry: str = "close"
+) -> float:
+    """The documented time-series IC of the best predictor of ``symbol``'s own target (:func:`documented_ics`, by
+    which effect and sign the symbol carries)."""
+    truth = documented_ics(cfg, horizon_bars, delay_bars, entry)
+    planted = planted_symbols(cfg)
+    if symbol in planted["gap"]:
+        return truth["gap_symbol_ic"] if planted["gap"][symbol] > 0 else truth["gap_symbol_ic_negative"]
+    if symbol in planted["wick"]:
+        return truth["wick_symbol_ic"]
+    return truth["plain_symbol_ic"]
 
 
 def trading_timestamps(start: str, n_bars: int, interval_minutes: int) -> list[datetime]:
@@ -211,12 +246,13 @@ def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
     noise = rng.standard_normal((n, t_len)) * np.sqrt(1.0 - explained)
     market = rng.standard_normal(t_len) * 0.6 * cfg.base_vol_per_bar_frac * scale
     ret = market[None, :] + sigma[None, :] * (loading + noise)
+    idiosyncratic = loading + noise  # unit variance: what a cross-sectional correlation sees of r(t)
 
     log_close = np.log(rng.uniform(20, 200, size=(n, 1))) + np.cumsum(ret, axis=1)
     close = np.exp(log_close)
     prev_close = np.concatenate([close[:, :1] * np.exp(-ret[:, :1]), close[:, :-1]], axis=1)
     a_g = cfg.gap_loading
-    gap = 0.25 * sigma * (a_g * s_g + math.sqrt(1 - a_g**2) * rng.standard_normal((n, t_len)))
+    gap = GAP_VOL_FRAC * sigma * (a_g * s_g + math.sqrt(1 - a_g**2) * rng.standard_normal((n, t_len)))
     open_ = prev_close * np.exp(gap)
     k = cfg.wick_signal_scale
     upper = 0.5 * sigma * np.exp(0.5 * rng.standard_normal((n, t_len)) + k * s_w)
@@ -236,6 +272,10 @@ def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
     )
     volume = np.round(np.exp(log_vol))
     vwap = np.clip((high + low + 2 * close) / 4, low, high)
+    if cfg.leak_ic > 0:  # the VWAP of bar t carries r(t+1): a look-ahead leak (module docstring)
+        nxt = np.concatenate([idiosyncratic[:, 1:], np.zeros((n, 1))], axis=1)
+        u = rng.standard_normal((n, t_len))
+        vwap = close * np.exp(-0.25 * sigma * (cfg.leak_ic * nxt + math.sqrt(1 - cfg.leak_ic**2) * u))
     trades = np.maximum(1, np.round(volume / rng.uniform(80, 150, size=(n, 1)))).astype(np.int64)
 
     naive = np.array([x.replace(tzinfo=None) for x in ts], dtype="datetime64[us]")

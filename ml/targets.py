@@ -5,10 +5,21 @@ Names (``interval``-dependent units: ``5m``, ``1h``, ``1d``):
 
 * ``fwd_ret_<h>`` — ``close[t+h] / close[t] - 1`` (a fraction);
 * ``fwd_ret_<h>_delay<g>`` — the return from ``t+g`` to ``t+g+h``;
+* ``fwd_ret_<h>[_delay<g>]_from_open`` — the return from the open of bar ``t+1+g`` to the open of bar
+  ``t+1+g+h``: what a position decided at ``t``'s close and filled at the next bar's open earns;
 * ``cs_zscore_<fwd>`` — the forward return z-scored across symbols at each timestamp;
 * ``cs_percentile_<fwd>`` — its cross-sectional percentile rank in [0, 1];
 * ``vol_scaled_<fwd>`` — the forward return divided by ``rvol_20 * sqrt(h)`` (trailing 20-bar stdev of 1-bar
   log returns, known at ``t``).
+
+**Tradable or research-only.** A broker cannot fill at the close the features were computed from: a target that
+starts there (close-to-close at delay 0) measures a return no order can earn, so it is *research-only* (its
+model_meta says so and no built-in live policy picks it). Targets from the next bar's open, or starting one bar
+or more later (``delay >= 1 bar``), are *tradable*.
+
+``add_targets`` also adds, per target, ``<target>__end_ts`` (the timestamp of the last bar the target reads: what
+the purge compares, :mod:`ml.cv`) and, for the cross-sectional variants, the forward return itself
+(``<fwd>`` column, the unit the cost metrics are measured in).
 """
 
 from __future__ import annotations
@@ -21,7 +32,11 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 TargetKind = Literal["fwd_ret", "cs_zscore", "cs_percentile", "vol_scaled"]
-_NAME_RE = re.compile(r"^(?:(cs_zscore|cs_percentile|vol_scaled)_)?fwd_ret_(\d+)([mhd])(?:_delay(\d+)([mhd]))?$")
+TargetEntry = Literal["close", "next_open"]
+_NAME_RE = re.compile(
+    r"^(?:(cs_zscore|cs_percentile|vol_scaled)_)?fwd_ret_(\d+)([mhd])(?:_delay(\d+)([mhd]))?(_from_open)?$"
+)
+END_SUFFIX = "__end_ts"
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
 VOL_WINDOW_BARS = 20
 
@@ -42,18 +57,23 @@ class TargetSpec(BaseModel):
     Attributes:
         kind: ``fwd_ret`` (raw fraction) or a cross-sectional variant.
         horizon_bars: bars the return spans (>= 1).
-        delay_bars: bars between ``t`` and the start of the return (0 = starts at ``t``'s close).
+        delay_bars: bars between ``t`` and the start of the return (0 = starts at ``t``'s close, or at the next
+            bar's open with ``entry: next_open``).
+        entry: ``close`` (from the close of bar ``t + delay``) or ``next_open`` (from the open of bar
+            ``t + 1 + delay`` to the open ``horizon_bars`` bars later).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: TargetKind = "fwd_ret"
     horizon_bars: int = Field(ge=1)
     delay_bars: int = Field(0, ge=0)
+    entry: TargetEntry = "close"
 
     def base_name(self, interval_minutes: float) -> str:
         base = f"fwd_ret_{format_minutes(self.horizon_bars * interval_minutes)}"
-        return base + (f"_delay{format_minutes(self.delay_bars * interval_minutes)}" if self.delay_bars else "")
+        base += f"_delay{format_minutes(self.delay_bars * interval_minutes)}" if self.delay_bars else ""
+        return base + ("_from_open" if self.entry == "next_open" else "")
 
     def name(self, interval_minutes: float) -> str:
         """The target's column name for bars of ``interval_minutes``."""
@@ -62,8 +82,13 @@ class TargetSpec(BaseModel):
 
     @property
     def reach_bars(self) -> int:
-        """How far past ``t`` the target reads: the purge a CV split needs."""
-        return self.delay_bars + self.horizon_bars
+        """How many bars past ``t`` the target reads (its last bar is ``t + reach_bars``)."""
+        return self.delay_bars + self.horizon_bars + (1 if self.entry == "next_open" else 0)
+
+    @property
+    def tradable(self) -> bool:
+        """A broker can earn this return: it starts at the next bar's open or at least one bar after ``t``."""
+        return self.entry == "next_open" or self.delay_bars >= 1
 
     @classmethod
     def from_name(cls, name: str, interval_minutes: float) -> TargetSpec:
@@ -81,20 +106,34 @@ class TargetSpec(BaseModel):
             kind=m.group(1) or "fwd_ret",
             horizon_bars=int(h_min // interval_minutes),
             delay_bars=int(d_min // interval_minutes),
+            entry="next_open" if m.group(6) else "close",
         )
 
 
+def target_end_column(target: str) -> str:
+    """The column holding the timestamp of the last bar ``target`` reads (the purge's key)."""
+    return target + END_SUFFIX
+
+
 def _raw(spec: TargetSpec) -> pl.Expr:
-    close = pl.col("close")
-    return (close.shift(-spec.reach_bars) / close.shift(-spec.delay_bars) - 1.0).over("symbol")
+    if spec.entry == "next_open":
+        price, start = pl.col("open"), spec.delay_bars + 1
+    else:
+        price, start = pl.col("close"), spec.delay_bars
+    return (price.shift(-(start + spec.horizon_bars)) / price.shift(-start) - 1.0).over("symbol")
 
 
 def add_targets(
     frame: pl.DataFrame, bars: pl.DataFrame, specs: Iterable[TargetSpec], interval_minutes: float
 ) -> pl.DataFrame:
-    """Join target columns onto ``frame`` (keyed by ts, symbol); the last bars of each symbol get nulls."""
+    """Join target columns onto ``frame`` (keyed by ts, symbol); the last bars of each symbol get nulls.
+
+    Per target, ``<target>__end_ts`` is added too (null where the target is), and for a cross-sectional variant
+    its forward return ``<fwd>`` (see the module docstring).
+    """
     specs = list(specs)
     raw_cols = {s.base_name(interval_minutes): _raw(s) for s in specs}
+    reaches = sorted({s.reach_bars for s in specs})
     lf = (
         bars.lazy()
         .sort("symbol", "ts")
@@ -102,6 +141,7 @@ def add_targets(
             "ts",
             "symbol",
             *[e.alias(f"_raw_{n}") for n, e in raw_cols.items()],
+            *[pl.col("ts").shift(-r).over("symbol").alias(f"_end_{r}") for r in reaches],
             (pl.col("close") / pl.col("close").shift(1))
             .log()
             .rolling_std(VOL_WINDOW_BARS)
@@ -121,6 +161,10 @@ def add_targets(
             expr = pl.when(raw.is_null()).then(None).otherwise(expr)
         else:
             expr = raw / (pl.col("_vol") * (s.horizon_bars**0.5))
-        out.append(expr.alias(s.name(interval_minutes)))
+        name = s.name(interval_minutes)
+        out.append(expr.alias(name))
+        out.append(pl.when(expr.is_not_null()).then(pl.col(f"_end_{s.reach_bars}")).alias(target_end_column(name)))
+    returns = {s.base_name(interval_minutes) for s in specs} - {s.name(interval_minutes) for s in specs}
+    out.extend(pl.col(f"_raw_{n}").alias(n) for n in sorted(returns))
     tgt = lf.select("ts", "symbol", *out).collect()
     return frame.join(tgt, on=["ts", "symbol"], how="left")

@@ -1,7 +1,9 @@
 """Train one model (family × target × view [× symbol]) and write its artifacts atomically.
 
 A model directory holds ``model.<ext>``, ``model_meta.json`` (contract v1.4, written after the model
-file so its checksum is final), ``fingerprints.json`` and ``reproducibility.json``.
+file so its checksum is final), ``fingerprints.json`` and ``reproducibility.json``. The model file is the
+whole model (the linear families' imputer and scaler are inside their pipeline), so its one checksum covers
+everything that is loaded.
 """
 
 from __future__ import annotations
@@ -9,21 +11,22 @@ from __future__ import annotations
 import platform
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import polars as pl
 
 from contracts.io import canonical_json, sha256_file, sha256_text, write_atomic_bytes, write_atomic_json
 from contracts.model_meta import ModelMeta, parse_model_meta
 from contracts.paths import FINGERPRINTS, MODEL_META, REPRODUCIBILITY, get_model_path
-from ml.cv import CVConfig, walk_forward_folds
+from ml.cv import CVConfig, Holdout, walk_forward_folds
 from ml.families import get_family
-from ml.metrics import cross_sectional_metrics, time_series_metrics
-from ml.ranking import fold_scores, oos_predictions, training_rows
+from ml.metrics import EvaluationConfig, cross_sectional_metrics
+from ml.ranking import fold_scores, oos_predictions, symbol_metrics, training_rows
+from ml.targets import target_end_column
 
 PACKAGES = (
     "foxlake",
@@ -61,8 +64,10 @@ class ModelJob:
         view: ``CROSS_SECTIONAL`` or ``SYMBOL_SPECIFIC``.
         family: canonical family name.
         symbol: the symbol of a SYMBOL_SPECIFIC model.
-        horizon_bars, reach_bars: the target's horizon and how far past ``t`` it reads (for purging).
+        horizon_bars, reach_bars: the target's horizon and how far past ``t`` it reads.
         features: the selected feature list (sorted).
+        ret: the forward-return column the cost metrics use (the target itself for a ``fwd_ret`` target).
+        research_only: the target starts at the close the features see, which no order can fill at.
     """
 
     target: str
@@ -72,6 +77,30 @@ class ModelJob:
     horizon_bars: int
     reach_bars: int
     features: tuple[str, ...] = ()
+    ret: str | None = None
+    research_only: bool = False
+
+
+def _view_metrics(
+    predictions: pl.DataFrame, job: ModelJob, evaluation: EvaluationConfig, grid: np.ndarray
+) -> dict[str, Any]:
+    """The model_meta metric names of one view's predictions (``ts, symbol, y, ret, score``)."""
+    if job.view == "CROSS_SECTIONAL":
+        m = cross_sectional_metrics(predictions, horizon_bars=job.horizon_bars, cfg=evaluation, ret="ret")
+        return {**m, "metric_kind": "cross_sectional_per_timestamp"}
+    ts = symbol_metrics(predictions, job.horizon_bars, evaluation, grid)
+    return {
+        "mean_IC": ts["ts_IC"],
+        "mean_RankIC": ts["ts_RankIC"],
+        **{k: v for k, v in ts.items() if k not in ("ts_IC", "ts_RankIC")},
+        "metric_kind": "time_series_single_symbol",
+    }
+
+
+def _predict(fam: Any, model: Any, rows: pl.DataFrame, features: list[str], target: str, ret: str) -> pl.DataFrame:
+    return rows.select("ts", "symbol", pl.col(target).alias("y"), pl.col(ret).alias("ret")).with_columns(
+        pl.Series("score", fam.predict(model, rows.select(features).to_numpy()), dtype=pl.Float64)
+    )
 
 
 def train_and_write(
@@ -83,54 +112,60 @@ def train_and_write(
     interval_minutes: float,
     params: dict[str, Any],
     cv: CVConfig,
+    holdout: Holdout,
+    evaluation: EvaluationConfig,
     seed: int,
     provenance: dict[str, Any],
+    refit_on_all_data: bool = False,
 ) -> ModelMeta:
-    """Evaluate ``job`` out of sample, fit it on every usable row, and write its model directory."""
+    """Score ``job`` by walk-forward CV on the development rows (after selection: optimistic), fit it on them,
+    score that fit on the holdout, optionally refit on everything, and write its model directory.
+
+    ``model_meta.metrics`` holds the holdout figures under the contract's names (``mean_IC``, ``IC_IR``, …) and the
+    CV figures under ``cv_``-prefixed names.
+    """
     features = sorted(features)
     fam = get_family(job.family)
     p = fam.params(params)
+    ret = job.ret or job.target
     rows = training_rows(panel, features, job.target)
     if job.symbol is not None:
         rows = rows.filter(pl.col("symbol") == job.symbol)
-    if rows.height < 100:
-        raise ValueError(f"{job}: only {rows.height} usable rows")
-    folds = walk_forward_folds(rows["ts"].to_numpy(), cv, job.reach_bars)
-    oos = oos_predictions(rows, features, job.target, job.family, p, folds, seed).predictions
-    cross = job.view == "CROSS_SECTIONAL"
-    if cross:
-        m = cross_sectional_metrics(oos, horizon_bars=job.horizon_bars)
-        metrics = {**m, "metric_kind": "cross_sectional_per_timestamp"}
-    else:
-        ts = time_series_metrics(oos["score"].to_numpy(), oos["y"].to_numpy(), job.horizon_bars)
-        metrics = {
-            "mean_IC": ts["ts_IC"],
-            "mean_RankIC": ts["ts_RankIC"],
-            "IC_IR": 0.0,
-            "t_stat": ts["t_stat"],
-            "n_obs": ts["n_obs"],
-            "metric_kind": "time_series_single_symbol",
-        }
-        sym_scores = fold_scores(oos, job.horizon_bars, cross_sectional=False)
-        if len(sym_scores) > 1 and np.std(sym_scores, ddof=1) > 0:
-            metrics["IC_IR"] = float(np.mean(sym_scores) / np.std(sym_scores, ddof=1))
-    cv_scores = fold_scores(oos, job.horizon_bars, cross_sectional=cross)
+    development = holdout.development(rows, target_end_column(job.target))
+    held_out = holdout.holdout(rows)
+    if development.height < 100:
+        raise ValueError(f"{job}: only {development.height} usable development rows")
+    if held_out.is_empty():
+        raise ValueError(f"{job}: no usable row in the holdout from {holdout.describe()['start']}")
+    grid = holdout.grid
+    folds = walk_forward_folds(development["ts"], cv, job.reach_bars)
+    oos = oos_predictions(development, features, job.target, job.family, p, folds, seed, ret).predictions
+    cv_metrics = _view_metrics(oos, job, evaluation, grid)
+    cv_scores = fold_scores(oos, job.horizon_bars, cross_sectional=job.view == "CROSS_SECTIONAL")
 
-    X = rows.select(features).to_numpy()
-    model = fam.fit(X, rows[job.target].to_numpy(), features, p, seed)
+    model = fam.fit(development.select(features).to_numpy(), development[job.target].to_numpy(), features, p, seed)
+    metrics = _view_metrics(_predict(fam, model, held_out, features, job.target, ret), job, evaluation, grid)
+    window = holdout.describe()
+    metrics.update(
+        evaluated_on="holdout",
+        holdout_start=window["start"],
+        holdout_end=window["end"],
+        **{f"cv_{k}": v for k, v in cv_metrics.items() if k != "metric_kind"},
+        cv_note="walk-forward CV on the development data that ranked, selected and routed: optimistic",
+    )
+    fitted = development
+    if refit_on_all_data:
+        fitted = rows
+        model = fam.fit(rows.select(features).to_numpy(), rows[job.target].to_numpy(), features, p, seed)
+
     model_dir.mkdir(parents=True, exist_ok=True)
     model_path = get_model_path(model_dir, job.family)
     with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
         staged = Path(tmp) / model_path.name
         fam.save(model, staged)
         write_atomic_bytes(model_path, staged.read_bytes())
-        for name, obj in getattr(fam, "extra_artifacts", lambda _m: {})(model).items():
-            extra = Path(tmp) / name
-            joblib.dump(obj, extra)
-            write_atomic_bytes(model_dir / name, extra.read_bytes())
     checksum = sha256_file(model_path)
 
-    n_val = int(oos.height)
     doc = {
         "family": job.family,
         "target": job.target,
@@ -148,11 +183,13 @@ def train_and_write(
         "cv_mean": float(np.mean(cv_scores)) if cv_scores else 0.0,
         "cv_std": float(np.std(cv_scores, ddof=1)) if len(cv_scores) > 1 else 0.0,
         "package_versions": package_versions(),
-        "n_rows_train": int(rows.height),
-        "n_rows_val": n_val,
+        "n_rows_train": int(fitted.height),
+        "n_rows_val": int(held_out.height),
         "input_mode": "features",
         "model_file": model_path.name,
         "horizon_bars": job.horizon_bars,
+        "research_only": job.research_only,
+        "fit_scope": "all_data" if refit_on_all_data else "pre_holdout",
         "run_id": provenance.get("run_id"),
         "run_instance_id": provenance.get("run_instance_id"),
     }
@@ -162,8 +199,8 @@ def train_and_write(
         {
             "model_sha256": checksum,
             "feature_list_sha256": sha256_text(canonical_json(features)),
-            "training_data_sha256": _frame_digest(rows.select("ts", "symbol", *features, job.target)),
-            "n_rows": int(rows.height),
+            "training_data_sha256": _frame_digest(fitted.select("ts", "symbol", *features, job.target)),
+            "n_rows": int(fitted.height),
         },
     )
     write_atomic_json(
@@ -172,7 +209,13 @@ def train_and_write(
             "seed": seed,
             "config_digest": provenance.get("config_digest"),
             "data_partitions": provenance.get("data_partitions", []),
-            "data_range": {"start": str(rows["ts"].min()), "end": str(rows["ts"].max())},
+            # everything the run saw (development and holdout): live trading starts after data_range.end + horizon
+            "data_range": {
+                "start": _iso(rows["ts"].min()),
+                "end": provenance.get("data_end") or _iso(rows["ts"].max()),
+            },
+            "train_range": {"start": _iso(fitted["ts"].min()), "end": _iso(fitted["ts"].max())},
+            "holdout": window,
             "package_versions": doc["package_versions"],
             "params_used": doc["params_used"],
             "cv": cv.model_dump(),
@@ -180,6 +223,11 @@ def train_and_write(
     )
     write_atomic_json(model_dir / MODEL_META, meta.to_document())
     return meta
+
+
+def _iso(ts: datetime) -> str:
+    """A bar timestamp as ISO-8601 UTC with ``Z`` (the form the holdout record uses)."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _frame_digest(df: pl.DataFrame) -> str:

@@ -390,7 +390,7 @@ def test_metas_from_contract_versions_1_0_to_1_4_index(tmp_path: Path) -> None:
     assert v10["n_features"] == 3 and v10["input_mode"] == "features"
     assert v10["checksum_status"] == "missing" and v10["checksum_ok"] is False
     assert v10["interval_minutes"] is None, "an unknown interval stays unknown"
-    picked = sql(root, "select model_dir from pick_best_ic_ir_per_view")["model_dir"].to_list()
+    picked = sql(root, "select model_dir from pick_candidates")["model_dir"].to_list()
     assert str(dirs["1.0"].relative_to(root)) not in picked, "no policy picks a model of unknown interval"
     with warnings.catch_warnings(), pytest.raises(ModelLoadError, match="interval_minutes: unknown"):
         warnings.simplefilter("ignore")
@@ -448,27 +448,65 @@ def test_aliases_have_history_and_survive_a_full_rebuild(results: Path) -> None:
 # --- selection: policies and aliases in the live loader -----------------------------------------------------------
 
 
+def _rule_from_the_files(results: Path, interval: float, per_view: bool) -> list[str]:
+    """The built-in selection rule computed from the JSON files alone (an independent oracle of the SQL)."""
+    runs = {}
+    for path in results.glob("runs/*/*/manifest.json"):
+        doc = json.loads(path.read_text())
+        complete = all(e["status"] == "complete" for e in doc["target_index"].values())
+        runs[path.parent.relative_to(results).as_posix()] = (complete, doc["timestamp"])
+    candidates = []
+    for path in results.glob("runs/**/model_meta.json"):
+        meta = json.loads(path.read_text())
+        model_dir = path.parent.relative_to(results).as_posix()
+        run_dir = "/".join(model_dir.split("/")[:3])
+        model_file = path.parent / meta["model_file"]
+        checksum_ok = hashlib.sha256(model_file.read_bytes()).hexdigest() == meta["model_checksum"]
+        m = meta["metrics"]
+        if not runs[run_dir][0] or not checksum_ok or meta["interval_minutes"] != interval:
+            continue
+        if m.get("evaluated_on") != "holdout" or meta.get("research_only"):
+            continue
+        candidates.append((meta, m, model_dir, run_dir))
+    newest = {}
+    for meta, _m, _d, run_dir in candidates:
+        key = (meta["target"], meta["view"])
+        newest[key] = max(newest.get(key, ("", "")), (runs[run_dir][1], run_dir))
+    best: dict[tuple, tuple] = {}
+    for meta, m, model_dir, run_dir in candidates:
+        if newest[(meta["target"], meta["view"])][1] != run_dir or not (m["mean_IC"] > 0 and m["t_stat"] >= 2.0):
+            continue
+        key = (meta["target"], meta["view"], meta.get("symbol") or "") + (() if per_view else (meta["family"],))
+        score = m["t_stat"] if meta["view"] == "SYMBOL_SPECIFIC" else m["IC_IR"]
+        rank = (score, m["mean_IC"], [-ord(c) for c in model_dir])
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, model_dir)
+    return sorted(v[1] for v in best.values())
+
+
 def test_loader_resolves_named_policies_yaml_policies_and_aliases(results: Path, tmp_path: Path, monkeypatch) -> None:
     from live.loader import resolve_model_files, select_models
-    from live.policies import load_policies, policy_sql
+    from live.policies import PolicyParams, load_policies, policy_sql
 
     build_catalog(results)
-    picked = select_models(results, "best_ic_ir_per_view", 5.0)
-    direct = sql(
-        results,
-        """
-        select m.model_dir from models m join runs r using (run_dir)
-        where r.complete and m.checksum_ok and m.interval_minutes = 5.0
-        qualify row_number() over (partition by m.target, m.view, coalesce(m.symbol, '')
-                                   order by m.ic_ir desc, m.mean_ic desc, m.model_dir) = 1""",
-    )["model_dir"]
-    assert picked and sorted(picked) == sorted(direct)
-    per_family = select_models(results, "best_ic_ir", 5.0)
+    picked = select_models(results, "holdout_best_per_view", 5.0)
+    assert picked and sorted(picked) == _rule_from_the_files(results, 5.0, per_view=True)
+    per_family = select_models(results, "holdout_per_family", 5.0)
+    assert sorted(per_family) == _rule_from_the_files(results, 5.0, per_view=False)
     assert len(per_family) > len(picked)
-    assert not set(select_models(results, "best_ic_ir", 1440.0)) & set(per_family)
+    assert not set(select_models(results, "holdout_per_family", 1440.0)) & set(per_family)
+    # recency: only the newest complete run of each target/view; the best of the 3 newest may reach further back
+    runs_picked = {d.split("/targets/")[0] for d in picked}
+    assert len(runs_picked) < sql(results, "select count(*) as n from runs where complete")["n"][0]
+    recent = select_models(results, "holdout_best_of_recent", 5.0)
+    assert {d.split("/targets/")[0] for d in recent} > runs_picked
+    # the floor is a parameter with documented defaults
+    strict = select_models(results, "holdout_per_family", 5.0, PolicyParams(min_holdout_t=8.0))
+    assert set(strict) < set(per_family)
     # YAML policies from configs/policies.yaml
-    assert "best_rank_ic_per_view" in load_policies()
-    assert len(select_models(results, "best_rank_ic_per_view", 5.0)) == len(picked)
+    assert {"best_rank_ic_per_view", "net_of_costs_per_view"} <= set(load_policies())
+    assert 0 < len(select_models(results, "best_rank_ic_per_view", 5.0)) <= len(picked)
+    assert set(select_models(results, "net_of_costs_per_view", 5.0)) <= set(per_family)
     # aliases
     set_alias(results, "champion", picked[0])
     set_alias(results, "challenger", picked[1])
@@ -483,10 +521,31 @@ def test_loader_resolves_named_policies_yaml_policies_and_aliases(results: Path,
     own.write_text("policies:\n  everything:\n    sql: select model_dir from models\n")
     monkeypatch.setenv("FOXLAKE_POLICIES", str(own))
     assert len(select_models(results, "everything")) == 160
-    assert "pick_best_ic_ir_per_family" in policy_sql("best_ic_ir")  # built-ins stay
+    assert "pick_candidates" in policy_sql("holdout_per_family")  # built-ins stay
     own.write_text("policies:\n  broken:\n    sql: delete from models\n")
     with pytest.raises(ValueError, match="not a valid policy file"):
         select_models(results, "broken")
+
+
+def test_no_built_in_policy_picks_research_only_legacy_or_below_the_floor(results: Path) -> None:
+    from live.loader import select_models
+    from live.policies import POLICIES
+
+    build_catalog(results)
+    best = sql(results, "select model_dir from best_models where interval_minutes = 5 order by model_dir")
+    research, legacy, weak = (Path(results) / d for d in best["model_dir"][:3])
+    _rewrite_meta(research, research_only=True)
+    _rewrite_meta(legacy, metrics={"evaluated_on": None})  # a model from before holdouts
+    _rewrite_meta(weak, metrics={"t_stat": 1.5})  # under the floor
+    _settle()
+    build_catalog(results)
+    gone = {p.relative_to(results).as_posix() for p in (research, legacy, weak)}
+    for name in POLICIES:
+        assert not set(select_models(results, name, 5.0)) & gone, name
+    listed = set(sql(results, "select model_dir from best_models")["model_dir"])
+    assert research.relative_to(results).as_posix() in listed  # research sees it, marked; live never picks it
+    assert sql(results, "select count(*) as n from best_models where research_only")["n"][0] >= 1
+    assert not {legacy.relative_to(results).as_posix(), weak.relative_to(results).as_posix()} & listed
 
 
 def test_replay_loads_an_aliased_model(results: Path) -> None:

@@ -32,7 +32,7 @@ READER = textwrap.dedent(
         t0 = time.perf_counter()
         try:
             n = sql(results, "select count(*) as n from models")["n"][0]
-            picked = select_models(results, "best_ic_ir_per_view", 5.0)
+            picked = select_models(results, "holdout_best_per_view", 5.0)
             champion = select_models(results, "alias:champion")
             assert len(champion) == 1
             if n:

@@ -1246,3 +1246,76 @@ def test_write_json_schemas(tmp_path):
     }
     routing_schema = json.loads((tmp_path / "schemas" / "routing_decisions.schema.json").read_text(encoding="utf-8"))
     assert "RoutingDecision" in routing_schema["$defs"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# loose ends: no way to forge a legacy flag, strict numbers, OHLCV channels, ISO manifest timestamps
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["legacy_interval_unknown", "legacy_feature_order"])
+def test_the_legacy_flags_cannot_be_set_from_the_json(flag):
+    doc = minimal_meta()
+    doc["interval_minutes"] = None  # would skip the interval check if the flag were believed
+    doc[flag] = True
+    with pytest.raises(ContractError) as err:
+        parse_model_meta(doc)
+    assert err.value.field == flag and "legacy document" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("n_features",), True),
+        (("interval_minutes",), True),
+        (("metrics", "mean_IC"), False),
+        (("metrics", "IC_IR"), "NaN"),
+        (("metrics", "mean_RankIC"), "0.05"),
+    ],
+)
+def test_numbers_must_be_json_numbers_not_booleans_or_strings(path, value):
+    doc = minimal_meta()
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ContractError) as err:
+        parse_model_meta(doc)
+    assert err.value.field.startswith(".".join(path))
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_metrics_must_be_finite(value):
+    doc = minimal_meta()
+    doc["metrics"]["IC_IR"] = value
+    with pytest.raises(ContractError, match="finite"):
+        parse_model_meta(doc)
+
+
+def test_a_single_symbols_ic_ir_may_be_null():
+    doc = minimal_meta()
+    doc["metrics"]["IC_IR"] = None
+    assert parse_model_meta(doc).metrics.IC_IR is None
+
+
+def test_sequence_channels_must_name_ohlcv_columns():
+    doc = minimal_meta()
+    doc.update(
+        input_mode="raw_sequence", feature_list=[], n_features=0, sequence_length=32,
+        sequence_channels=["open", "close", "sentiment"], sequence_normalization="returns",
+    )  # fmt: skip
+    with pytest.raises(ContractError, match=r"\['sentiment'\] are not OHLCV columns"):
+        parse_model_meta(doc)
+    doc["sequence_channels"] = ["open", "high", "low", "close", "volume"]
+    assert parse_model_meta(doc).sequence_channels == ["open", "high", "low", "close", "volume"]
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", "2026-12-01 10:00", "2026-13-01T00:00:00Z"])
+def test_manifest_timestamp_is_iso_with_an_offset(timestamp):
+    doc = manifest_doc()
+    doc["timestamp"] = timestamp
+    with pytest.raises(ContractError) as err:
+        parse_manifest(doc)
+    assert err.value.field == "timestamp"
+    doc["timestamp"] = "2026-12-01T10:00:00+00:00"
+    assert parse_manifest(doc).timestamp == "2026-12-01T10:00:00+00:00"

@@ -45,7 +45,7 @@ def _ragged_panel(seed: int, n_symbols: int = 9, n_ts: int = 40) -> pl.DataFrame
 
 def _rank_over_ts(x: pl.Expr) -> pl.Expr:
     """Polars' window expression for ``rank_pct``: the definition the kernel must reproduce."""
-    return (x.rank("average").over("ts") - 1) / (pl.len().over("ts") - 1).clip(lower_bound=1)
+    return (x.rank("average").over("ts") - 1) / (x.count().over("ts") - 1).clip(lower_bound=1)
 
 
 def _demean_over_ts(x: pl.Expr) -> pl.Expr:
@@ -93,8 +93,8 @@ def test_the_full_grid_needs_no_scatter_and_ranks_the_same():
 def test_rank_pct_averages_ties_and_keeps_nan():
     m = np.array([[3.0, 1.0, 3.0, np.nan, 2.0], [np.nan, np.nan, np.nan, np.nan, np.nan]])
     got = rank_pct(m, np.array([5, 5]))
-    # ranks 1, 2, 3.5, 3.5 among the four values, over (5 bars - 1)
-    assert np.allclose(got[0], [2.5 / 4, 0.0, 2.5 / 4, np.nan, 1 / 4], equal_nan=True)
+    # ranks 1, 2, 3.5, 3.5 among the four values present, over (4 values - 1): the top value ranks 1
+    assert np.allclose(got[0], [2.5 / 3, 0.0, 2.5 / 3, np.nan, 1 / 3], equal_nan=True)
     assert np.isnan(got[1]).all()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,17 @@ def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
     assert {d.route for d in routing.values()} == {"CROSS_SECTIONAL", "SYMBOL_SPECIFIC", "BOTH", "BLOCKED"}
     for noise in ("fwd_ret_15m_delay15m", "fwd_ret_30m_delay30m"):
         assert routing[noise].route == "BLOCKED"
+    # the run records the holdout no decision read, and every model reports its metrics on it
+    window = manifest.run_metadata["holdout"]
+    assert window["n_timestamps"] == 600 and window["start"] > window["development_start"]
+    for path in metas:
+        meta = load_model_meta(path)
+        extra = meta.metrics.model_extra
+        assert extra["evaluated_on"] == "holdout" and extra["holdout_start"] == window["start"]
+        assert {"cv_mean_IC", "net_spread_bps", "turnover_frac", "ic_coverage"} <= set(extra)
+        assert meta.research_only == (meta.target == "fwd_ret_5m")
+        repro = read_json(path.parent / "reproducibility.json")
+        assert repro["holdout"] == window and repro["train_range"]["end"] < window["start"]
     ss_paths = [p for p in metas if "view=SYMBOL_SPECIFIC" in str(p)]
     assert all(f"symbol={load_model_meta(p).symbol}" in str(p) for p in ss_paths)
     assert manifest.run_metadata["dagster_run_id"]
@@ -106,7 +118,7 @@ def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: 
     from live.loader import load_selected
     from ml.lake import read_table, table_dir
 
-    models, refused = load_selected(pipeline_results, "best_ic_ir", interval_minutes=5.0, strict=True)
+    models, refused = load_selected(pipeline_results, "holdout_per_family", interval_minutes=5.0, strict=True)
     assert not refused and models
     model = models[0]
     assert model.checksum_status == "ok"
@@ -134,8 +146,8 @@ def test_checksum_mismatch_is_refused_in_strict_mode_and_flagged_in_the_catalog(
     model_file = meta_path.parent / load_model_meta(meta_path).model_file
     model_file.write_text(model_file.read_text() + "\n# tampered\n")
     with pytest.raises(ModelLoadError, match="does not match"):
-        load_model(meta_path.parent, strict=True)
-    assert load_model(meta_path.parent, strict=False).checksum_status == "mismatch"
+        load_model(meta_path.parent, strict=True, interval_minutes=5.0)
+    assert load_model(meta_path.parent, strict=False, interval_minutes=5.0).checksum_status == "mismatch"
     build_catalog(results_copy)
     rel = meta_path.parent.relative_to(results_copy).as_posix()
     flags = sql(results_copy, "select model_dir, checksum_ok from models")
@@ -151,6 +163,44 @@ def test_interval_mismatch_is_refused(pipeline_results: Path) -> None:
     meta_path = next(pipeline_results.glob("runs/**/model_meta.json"))
     with pytest.raises(ModelLoadError, match="1440.0-minute"):
         load_model(meta_path.parent, interval_minutes=1440.0)
+    with pytest.raises(ModelLoadError, match="interval_minutes is required"):
+        load_model(meta_path.parent, interval_minutes=None)  # no way to skip the check
+
+
+def test_daily_bars_in_a_5_minute_lake_are_refused_at_live_load(results_copy: Path) -> None:
+    """The live side measures the bars' interval instead of trusting the declared one (the original's bug)."""
+    from live.replay import replay
+    from ml.lake import read_table, table_dir, write_partitions
+    from ml.synthetic import SyntheticMarketConfig, make_market
+
+    lake = table_dir(results_copy, "bars", 5)
+    daily = make_market(SyntheticMarketConfig(n_symbols=4, n_bars=60, interval_minutes=1440, seed=3))
+    shutil.rmtree(lake)
+    write_partitions(daily, lake)
+    assert read_table(lake)["ts"].dt.hour().unique().to_list() == [21]
+    with pytest.raises(ValueError, match=r"declared interval 5 minutes, but its bars are 1440 minutes apart"):
+        replay(results_copy, 10, interval_minutes=5.0)
+
+
+def test_the_demo_catalog_answers_with_holdout_figures_and_live_picks_by_them(pipeline_results: Path) -> None:
+    from catalog import sql
+    from live.loader import select_models
+
+    best = sql(
+        pipeline_results,
+        "select target, view, symbol, family, mean_ic, cv_mean_ic, net_spread_bps, t_stat, evaluated_on, "
+        "research_only, model_dir from best_models order by target, view, symbol",
+    )
+    assert best.height > 0 and set(best["evaluated_on"]) == {"holdout"}
+    assert best["cv_mean_ic"].is_not_null().all() and best["net_spread_bps"].is_not_null().all()
+    assert (best["mean_ic"] > 0).all() and (best["t_stat"] >= 2.0).all()  # the floor
+    assert {"fwd_ret_5m_from_open", "fwd_ret_5m_delay5m", "fwd_ret_5m_delay10m"} <= set(best["target"])
+    assert best.filter(best["target"] == "fwd_ret_5m")["research_only"].to_list() == [True]
+    picked = set(select_models(pipeline_results, "holdout_best_per_view", 5.0))
+    assert picked == set(best.filter(~best["research_only"])["model_dir"])  # live picks what the holdout ranks
+    metas = [load_model_meta(pipeline_results / d / "model_meta.json") for d in picked]
+    assert all(m.metrics.model_extra["evaluated_on"] == "holdout" for m in metas)
+    assert not any(m.research_only for m in metas) and all(m.fit_scope == "pre_holdout" for m in metas)
 
 
 def test_replay_then_bridge_serves_its_state_over_http(results_copy: Path, cli_env: dict) -> None:

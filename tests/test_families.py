@@ -128,20 +128,15 @@ def test_mlp_does_not_disturb_global_torch_state(data):
 
 
 @pytest.mark.parametrize("name", ["Ridge", "ElasticNet"])
-def test_linear_extra_artifacts(name, data, fitted):
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import StandardScaler
-
+def test_linear_model_file_holds_its_imputer_and_scaler(name, data, fitted, tmp_path):
+    """One file, one checksum: the saved pipeline imputes and scales by itself (no companion pickles to verify)."""
     _, _, X_test, _ = data
-    extras = get_family(name).extra_artifacts(fitted[name])
-    assert set(extras) == {"scaler.joblib", "imputer.joblib"}
-    assert isinstance(extras["imputer.joblib"], SimpleImputer)
-    assert isinstance(extras["scaler.joblib"], StandardScaler)
-    # The artifacts are the fitted ones: they transform the test rows without NaN.
-    Z = extras["scaler.joblib"].transform(extras["imputer.joblib"].transform(X_test))
-    assert Z.shape == X_test.shape and np.all(np.isfinite(Z))
-
-
-@pytest.mark.parametrize("name", ["LightGBM", "XGBoost", "CatBoost", "MLP"])
-def test_other_families_have_no_extra_artifacts(name, fitted):
-    assert get_family(name).extra_artifacts(fitted[name]) == {}
+    family = get_family(name)
+    family.save(fitted[name], tmp_path / "model.joblib")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib"]
+    loaded = family.load(tmp_path / "model.joblib")
+    assert list(loaded.named_steps) == ["imputer", "scaler", "model"]
+    with_nan = X_test.copy()
+    with_nan[0, 0] = np.nan
+    assert np.all(np.isfinite(family.predict(loaded, with_nan)))
+    assert np.array_equal(family.predict(loaded, X_test), family.predict(fitted[name], X_test))

@@ -230,6 +230,33 @@ def test_bars_without_vwap_use_the_typical_price(bars, full):
     assert no_vwap.select(vwap_features).null_count().to_numpy().max() < no_vwap.height
 
 
+def test_empty_vwap_cells_take_the_typical_price_row_by_row(bars, full):
+    holes = bars.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 3).then(None).otherwise(pl.col("vwap")).alias("vwap")
+    )
+    got = build_features(holes, ["vwap_dev"])
+    typical = (pl.col("high") + pl.col("low") + pl.col("close")) / 3
+    want = build_features(holes.with_columns(pl.col("vwap").fill_null(typical)), ["vwap_dev"])
+    _assert_same(want, got, ["vwap_dev"], tol=0.0)
+    assert got["vwap_dev"].null_count() == full["vwap_dev"].null_count()  # an empty cell is not a null feature
+    kept = pl.int_range(pl.len()) % 7 != 3  # cells with a VWAP keep their own
+    _assert_same(full.filter(kept), got.filter(kept), ["vwap_dev"], tol=0.0)
+
+
+def test_a_zero_volume_bar_leaves_the_volume_z_scores_finite(bars, full):
+    zero = bars.with_columns(
+        pl.when((pl.col("symbol") == "SYM002") & (pl.int_range(pl.len()).over("symbol") == 300))
+        .then(0.0)
+        .otherwise(pl.col("volume"))
+        .alias("volume")
+    )
+    out = build_features(zero, ["volume_z_20", "volume_z_50"])
+    for name in ("volume_z_20", "volume_z_50"):
+        assert out[name].null_count() == full[name].null_count(), name  # not 20 or 50 bars of nulls
+        sym = out.filter(pl.col("symbol") == "SYM002")[name]
+        assert sym[300] < -3.0  # a halted bar is a very low volume, as it should read
+
+
 # --- formulas ----------------------------------------------------------------------------------------------
 
 

@@ -323,3 +323,11 @@ def test_single_bar_per_symbol_needs_interval_and_range_is_checked(tmp_path, dai
     write_landing_csv(weekly, landing_dir(tmp_path) / "weekly.csv")
     with pytest.raises(IngestError, match=r"weekly\.csv: inferred: interval 10080 minutes is outside 1..1440"):
         ingest_landing(tmp_path)
+
+
+def test_daily_bars_declared_as_5_minute_are_refused_naming_both_intervals(tmp_path, daily):
+    write_landing_csv(daily, landing_dir(tmp_path) / "mislabelled.csv")
+    with pytest.raises(IngestError, match=r"mislabelled\.csv: declared interval 5 minutes, but its bars are 1440 "):
+        ingest_landing(tmp_path, interval_minutes=5)
+    assert not (tmp_path / "lake" / "bars").exists() and not ledger_path(tmp_path).exists()
+    assert ingest_landing(tmp_path, interval_minutes=1440).intervals == [1440]  # the true interval is accepted

@@ -20,7 +20,8 @@ from ml.synthetic import SyntheticMarketConfig, make_market
 
 def test_daily_csv_goes_end_to_end(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS"
-    market = SyntheticMarketConfig(n_symbols=16, n_bars=700, interval_minutes=1440, seed=5, rho_volume=0.25)
+    # a strong daily signal (truth IC 0.14, under the 0.15 plausibility bound), traded from the next day's open
+    market = SyntheticMarketConfig(n_symbols=16, n_bars=700, interval_minutes=1440, seed=5, rho_volume=0.18)
     bars = make_market(market)
     cut = bars["ts"].unique().sort()[500]
     write_landing_csv(bars.filter(bars["ts"] <= cut), landing_dir(results) / "2024_part1.csv")
@@ -33,12 +34,12 @@ def test_daily_csv_goes_end_to_end(tmp_path: Path) -> None:
                 "data_source": "landing",
                 "interval_minutes": 1440,
                 "targets": [
-                    {"horizon_bars": 1},
+                    {"horizon_bars": 1, "entry": "next_open"},
                     {"horizon_bars": 1, "delay_bars": 2},
                     {"horizon_bars": 2, "delay_bars": 5},
                 ],
                 "families": ["LightGBM", "Ridge"],
-                "ranking_families": ["LightGBM", "Ridge"],
+                "ranking_families": ["Ridge", "ElasticNet"],
                 "ranking_params": {"LightGBM": {"num_boost_round": 30}},
                 "cv": {"n_folds": 3, "min_train_timestamps": 100},
             }
@@ -55,7 +56,8 @@ def test_daily_csv_goes_end_to_end(tmp_path: Path) -> None:
     (manifest_path,) = results.glob("runs/daily/*/manifest.json")
     manifest = load_manifest(manifest_path)
     assert manifest.run_metadata["interval_minutes"] == 1440
-    assert "fwd_ret_1d" in manifest.run_metadata["routes"]
+    assert manifest.run_metadata["routes"]["fwd_ret_1d_from_open"] == "CROSS_SECTIONAL"
+    assert manifest.run_metadata["holdout"]["n_timestamps"] == 140  # the final 20 % of 700 days
     n_models = sql(results, "select count(*) as n from models where interval_minutes = 1440")["n"][0]
     assert n_models == len(list(results.glob("runs/**/model_meta.json"))) > 0
     summary = replay(results, 10, interval_minutes=1440.0)

@@ -17,7 +17,7 @@ import pytest
 from contracts.routing import parse_routing
 from ml.bars import BarSchemaError, validate_bars
 from ml.config import RoutingThresholds, RunConfig, load_run_config
-from ml.cv import CVConfig, Fold, walk_forward_folds
+from ml.cv import CVConfig, Fold, HoldoutConfig, walk_forward_folds
 from ml.families import get_family
 from ml.features import (
     ALL_FEATURES,
@@ -28,7 +28,14 @@ from ml.features import (
     resolve,
 )
 from ml.lake import partitions, read_table, table_dir, write_partitions
-from ml.metrics import cross_sectional_metrics, per_timestamp_ic, skill01, summarize_ic
+from ml.metrics import (
+    EvaluationConfig,
+    cross_sectional_metrics,
+    per_timestamp_ic,
+    skill01,
+    summarize_ic,
+    time_series_metrics,
+)
 from ml.ranking import OOS, TargetEvaluation, evaluate_target, oos_predictions, training_rows
 from ml.routing import route_target
 from ml.selection import SelectionConfig
@@ -45,6 +52,9 @@ NOISE = TargetSpec(horizon_bars=3, delay_bars=3)  # fwd_ret_15m_delay15m: starts
 NO_SIGNAL = {"rho_volume": 0.0, "rho_gap_common": 0.0, "rho_gap_symbol": 0.0, "rho_wick_symbol": 0.0}
 RANKING_FAMILIES = ["LightGBM", "Ridge"]
 FAST_LGBM = {"num_boost_round": 30}
+# the demo's venue cost (configs/demo.yaml): the planted 5-minute signals break even at ~0.7 bp, so at a typical
+# 2 bp every target would be (rightly) not tradable
+VENUE = EvaluationConfig(cost_bps=0.25)
 IC_TOL = 0.015  # ~3 standard errors of a mean per-timestamp IC over 24 symbols x 2000 bars
 SYMBOL_NOISE_IC = 0.08  # ~3.5 standard errors of one symbol's time-series IC over 2000 bars
 
@@ -619,19 +629,40 @@ def test_per_timestamp_ic_equals_numpy_pearson_and_spearman():
         s = rng.normal(size=7)
         y = 0.5 * s + rng.normal(size=7)
         rows += [{"ts": ts, "symbol": f"S{i}", "score": s[i], "y": y[i]} for i in range(7)]
-        expected[ts] = (np.corrcoef(s, y)[0, 1], np.corrcoef(_rank(s), _rank(y))[0, 1])
-    # excluded: only 2 symbols; a constant score; nulls are dropped before counting
+        expected[ts] = (np.corrcoef(s, y)[0, 1], np.corrcoef(_rank(s), _rank(y))[0, 1], 7, True)
+    # excluded: only 2 symbols; nulls are dropped before counting (5 nulls: nothing left)
     rows += [{"ts": t0 + timedelta(hours=1), "symbol": f"S{i}", "score": float(i), "y": float(-i)} for i in range(2)]
-    rows += [{"ts": t0 + timedelta(hours=2), "symbol": f"S{i}", "score": 1.0, "y": float(i)} for i in range(5)]
     rows += [{"ts": t0 + timedelta(hours=3), "symbol": f"S{i}", "score": float(i), "y": None} for i in range(5)]
+    # a constant score shows no skill: IC 0, counted, marked undefined (never dropped, which would inflate the mean)
+    constant = t0 + timedelta(hours=2)
+    rows += [{"ts": constant, "symbol": f"S{i}", "score": 1.0, "y": float(i)} for i in range(5)]
+    expected[constant] = (0.0, 0.0, 5, False)
     out = per_timestamp_ic(pl.DataFrame(rows), "score", "y")
-    assert out.columns == ["ts", "n", "IC", "RankIC"]
+    assert out.columns == ["ts", "n", "IC", "RankIC", "defined"]
     assert out["ts"].to_list() == sorted(expected)
     for r in out.iter_rows(named=True):
-        ic, ric = expected[r["ts"]]
-        assert r["n"] == 7
+        ic, ric, n, defined = expected[r["ts"]]
+        assert (r["n"], r["defined"]) == (n, defined)
         assert r["IC"] == pytest.approx(ic, abs=1e-12)
         assert r["RankIC"] == pytest.approx(ric, abs=1e-12)
+
+
+def test_constant_score_timestamps_count_as_zero_and_lower_the_coverage():
+    rng = np.random.default_rng(5)
+    t0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+    rows = []
+    for k in range(40):
+        s = rng.normal(size=8)
+        y = s + 0.5 * rng.normal(size=8)
+        if k % 4 == 0:
+            s = np.full(8, 0.25)  # a tree's tied leaves: no ranking at all at this timestamp
+        rows += [{"ts": t0 + timedelta(minutes=5 * k), "symbol": f"S{i}", "score": s[i], "y": y[i]} for i in range(8)]
+    m = cross_sectional_metrics(pl.DataFrame(rows))
+    per_t = per_timestamp_ic(pl.DataFrame(rows))
+    assert m["n_timestamps"] == 40 and m["ic_coverage"] == pytest.approx(0.75)
+    assert m["mean_IC"] == pytest.approx(per_t["IC"].mean())
+    assert m["mean_IC"] == pytest.approx(0.75 * per_t.filter(pl.col("defined"))["IC"].mean())
+    assert m["hit_rate"] <= 0.75
 
 
 def test_summarize_ic_definitions():
@@ -685,59 +716,197 @@ def test_mean_ic_is_per_timestamp_not_pooled():
     assert m["n_timestamps"] == 40
 
 
+def _portfolio_frame(scores: list[list[float]], rets: list[list[float]]) -> pl.DataFrame:
+    t0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+    rows = []
+    for k, (s, r) in enumerate(zip(scores, rets, strict=True)):
+        rows += [
+            {"ts": t0 + timedelta(minutes=5 * k), "symbol": f"S{i}", "score": s[i], "y": r[i]} for i in range(len(s))
+        ]
+    return pl.DataFrame(rows)
+
+
+def test_quantile_spread_turnover_and_net_spread_by_hand():
+    # 5 symbols, quantile 0.2: long the top 1, short the bottom 1
+    scores = [[5, 4, 3, 2, 1], [5, 4, 3, 2, 1], [1, 2, 3, 4, 5]]
+    rets = [[0.002, 0, 0, 0, -0.001], [0.001, 0, 0, 0, 0.0], [0.0, 0, 0, 0, 0.003]]
+    cfg = EvaluationConfig(cost_bps=1.5, quantile_frac=0.2)
+    m = cross_sectional_metrics(_portfolio_frame(scores, rets), cfg=cfg)
+    spreads = [0.002 + 0.001, 0.001 - 0.0, 0.003 - 0.0]  # long leg minus short leg, per rebalance
+    assert m["spread_bps"] == pytest.approx(np.mean(spreads) * 1e4)
+    # unchanged book, then both legs swap: one-way turnover 1/2 * (|+1 - -1| + |-1 - +1|) = 2
+    assert m["turnover_frac"] == pytest.approx(np.mean([0.0, 2.0]))
+    assert m["net_spread_bps"] == pytest.approx(m["spread_bps"] - 1.5 * 2 * m["turnover_frac"])
+    assert m["breakeven_cost_bps"] == pytest.approx(m["spread_bps"] / (2 * m["turnover_frac"]))
+    assert m["cost_bps"] == 1.5
+
+
+def test_a_zscore_target_measures_its_spread_in_the_return_column():
+    scores = [[5, 4, 3, 2, 1]] * 2
+    frame = _portfolio_frame(scores, [[1.0, 0, 0, 0, -1.0]] * 2).with_columns(
+        ret=pl.Series([0.001, 0, 0, 0, -0.001] * 2)
+    )
+    assert cross_sectional_metrics(frame, ret="ret")["spread_bps"] == pytest.approx(20.0)
+    assert cross_sectional_metrics(frame)["spread_bps"] == pytest.approx(2e4)  # a z-score is not a return
+
+
+def test_multi_bar_targets_rebalance_on_the_bar_grid_every_horizon():
+    rng = np.random.default_rng(9)
+    scores = rng.normal(size=(30, 6)).tolist()
+    rets = rng.normal(0, 0.001, size=(30, 6)).tolist()
+    frame = _portfolio_frame(scores, rets)
+    m3 = cross_sectional_metrics(frame, horizon_bars=3)
+    sampled = frame.filter(pl.col("ts").rank("dense").cast(pl.Int64).sub(1) % 3 == 0)
+    assert m3["spread_bps"] == pytest.approx(cross_sectional_metrics(sampled)["spread_bps"])
+    assert m3["turnover_frac"] == pytest.approx(cross_sectional_metrics(sampled)["turnover_frac"])
+
+
+def test_time_series_metrics_windows_and_position():
+    rng = np.random.default_rng(3)
+    n = 1000
+    score = rng.normal(size=n)
+    y = 0.2 * score + rng.normal(size=n)
+    m = time_series_metrics(score, y * 0.001, horizon_bars=1, ret=y * 0.001)
+    assert m["ts_IC"] == pytest.approx(np.corrcoef(score, y)[0, 1])
+    assert m["n_windows"] == 20 and m["IC_IR"] is not None and m["IC_IR"] > 1.0  # 20 windows of 50 bars
+    position = np.sign(score - np.median(score))
+    assert m["spread_bps"] == pytest.approx(np.mean(position * y * 0.001) * 1e4)
+    assert m["turnover_frac"] == pytest.approx(0.5 * np.abs(np.diff(position)).mean())
+    # too few windows: no IC_IR (3 folds' ICs make a meaningless ratio), the IC itself stays
+    short = time_series_metrics(score[:300], y[:300], horizon_bars=1)
+    assert short["n_windows"] == 6 and short["IC_IR"] is None and short["ts_IC"] != 0.0
+    # the t-stat samples non-overlapping observations on the bar grid, whatever rows are missing
+    rows = np.arange(n) * 2  # every other grid bar (a halted symbol)
+    m2 = time_series_metrics(score, y, horizon_bars=2, grid_rows=rows)
+    assert m2["t_stat"] == pytest.approx(time_series_metrics(score, y, horizon_bars=1)["t_stat"])
+    assert time_series_metrics(np.full(n, 0.3), y)["ic_coverage"] == 0.0
+
+
 # --- 6. CV -----------------------------------------------------------------------------------------------
 
 
+def _utc(t: np.datetime64) -> datetime:
+    return datetime.fromisoformat(str(np.datetime64(t, "us"))).replace(tzinfo=UTC)
+
+
+def _grid(n: int) -> np.ndarray:
+    return np.datetime64("2024-01-02T14:35", "us") + np.arange(n) * np.timedelta64(5, "m")
+
+
+def _rows(grid: np.ndarray, reach: int, n_symbols: int = 4) -> pl.DataFrame:
+    """A full panel: every symbol at every grid timestamp, its target ending ``reach`` grid bars later."""
+    ts = np.tile(grid, n_symbols)
+    end = np.tile(np.concatenate([grid[reach:], np.full(reach, np.datetime64("NaT"))]), n_symbols)
+    return pl.DataFrame(
+        {"ts": ts, "symbol": np.repeat([f"S{i}" for i in range(n_symbols)], len(grid)), "y__end_ts": end}
+    ).with_columns(pl.col("ts", "y__end_ts").dt.replace_time_zone("UTC"))
+
+
 @pytest.mark.parametrize(("reach", "purge_bars", "n_folds"), [(1, 0, 3), (4, 2, 3), (3, 5, 5)])
-def test_walk_forward_folds_are_purged_and_expanding(reach, purge_bars, n_folds):
-    uts = np.datetime64("2024-01-02T14:35", "us") + np.arange(1000) * np.timedelta64(5, "m")
-    pooled = np.repeat(uts, 4)  # a panel: many rows per timestamp, split by timestamp
+def test_walk_forward_folds_are_purged_on_target_end_and_expanding(reach, purge_bars, n_folds):
+    grid = _grid(1000)
+    rows = _rows(grid, reach)
     cfg = CVConfig(n_folds=n_folds, purge_bars=purge_bars, min_train_timestamps=50)
-    folds = walk_forward_folds(pooled, cfg, reach_bars=reach)
-    purge = reach + purge_bars
+    folds = walk_forward_folds(rows["ts"], cfg, reach_bars=reach)
     assert [f.index for f in folds] == list(range(n_folds))
-    pos = {t: i for i, t in enumerate(uts)}
+    pos = {t: i for i, t in enumerate(grid)}
     prev_train, prev_val_end = 0, -1
     for f in folds:
-        assert len(np.unique(f.train_ts)) == len(f.train_ts) and len(np.unique(f.val_ts)) == len(f.val_ts)
-        assert np.intersect1d(f.train_ts, f.val_ts).size == 0
-        first_val = pos[f.val_ts[0]]
-        val_pos = [pos[t] for t in f.val_ts]
+        train, val = f.train(rows, "y__end_ts"), f.validation(rows)
+        train_pos = sorted({pos[t] for t in train["ts"].dt.replace_time_zone(None).to_numpy()})
+        val_pos = sorted({pos[t] for t in val["ts"].dt.replace_time_zone(None).to_numpy()})
+        first_val = val_pos[0]
         assert val_pos == list(range(first_val, first_val + len(val_pos)))  # contiguous block
         assert first_val == prev_val_end + 1 or prev_val_end == -1
-        train_pos = [pos[t] for t in f.train_ts]
         assert train_pos == list(range(len(train_pos)))  # expanding window from the start
-        assert all(first_val - p > purge for p in train_pos)  # target windows end before validation
-        assert first_val - len(train_pos) == purge  # exactly the purge is dropped, nothing more
+        # every training target ends before the cut, purge_bars before the validation window
+        assert (train["y__end_ts"].dt.replace_time_zone(None).to_numpy() < grid[first_val - purge_bars]).all()
+        assert first_val - len(train_pos) == reach + purge_bars  # exactly the reach and the purge are dropped
         assert len(train_pos) > prev_train
         prev_train, prev_val_end = len(train_pos), val_pos[-1]
-    assert prev_val_end == len(uts) - 1  # the last fold validates up to the end
+    assert prev_val_end == len(grid) - 1  # the last fold validates up to the end
+
+
+def test_purge_on_a_ragged_panel_uses_each_rows_target_end():
+    """A halted symbol's next bar is days later: positions on the union grid would let its target leak."""
+    from ml.cv import make_holdout
+
+    base = SyntheticMarketConfig(n_symbols=6, n_bars=900, seed=4)
+    bars = make_market(base)
+    stamps = bars["ts"].unique().sort()
+    halt = (stamps[290], stamps[420])  # SYM000 halted around the first validation window
+    late = stamps[500]  # SYM001 listed late
+    bars = bars.filter(
+        ~((pl.col("symbol") == "SYM000") & pl.col("ts").is_between(*halt))
+        & ~((pl.col("symbol") == "SYM001") & (pl.col("ts") < late))
+    )
+    spec = TargetSpec(horizon_bars=2)
+    panel = add_targets(bars.select("ts", "symbol", "close"), bars, [spec], 5)
+    end = "fwd_ret_10m__end_ts"
+    halted = panel.filter((pl.col("symbol") == "SYM000") & (pl.col("ts") < halt[0])).tail(1)
+    assert halted[end].item() > halt[1]  # its 2-bar target reads bars after the halt
+    holdout = make_holdout(panel["ts"], HoldoutConfig())
+    development = holdout.development(panel, end)
+    assert development[end].max() < _utc(holdout.start)  # no development target reads a holdout bar
+    folds = walk_forward_folds(development["ts"], CVConfig(n_folds=3, min_train_timestamps=50), spec.reach_bars)
+    for f in folds:
+        train = f.train(development, end)
+        assert (train[end] < _utc(f.val_start)).all()
+        assert train.height < development.filter(pl.col("ts") < _utc(f.val_start)).height  # something was purged
+    first = next(f for f in folds if _utc(f.val_start) > halt[0])
+    trained = first.train(development, end).filter(pl.col("symbol") == "SYM000")["ts"].to_list()
+    assert halted["ts"].item() not in trained  # on positions (2 bars before the cut) it would have trained
+
+
+def test_embargo_bars_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="embargo_bars was removed: walk-forward training never follows"):
+        CVConfig.model_validate({"embargo_bars": 3})
+
+
+def test_holdout_is_the_final_stretch_and_configurable():
+    from ml.cv import make_holdout
+
+    grid = _grid(1000)
+    default = make_holdout(grid, HoldoutConfig())
+    assert default.n_timestamps == 200 and default.start == grid[800] and default.cut == grid[800]
+    assert make_holdout(grid, HoldoutConfig(n_timestamps=120)).start == grid[880]
+    assert make_holdout(grid, HoldoutConfig(fraction=0.3, purge_bars=5)).cut == grid[700 - 5]
+    by_date = make_holdout(grid, HoldoutConfig(start=str(grid[900])))
+    assert by_date.start == grid[900]
+    with pytest.raises(ValueError, match="give one of"):
+        HoldoutConfig(fraction=0.2, n_timestamps=10)
+    with pytest.raises(ValueError, match="fewer than holdout.min_timestamps"):
+        make_holdout(grid, HoldoutConfig(n_timestamps=20))
+    record = default.describe()
+    assert record["n_timestamps"] == 200 and record["start"].endswith("Z")
 
 
 def test_walk_forward_folds_too_few_timestamps():
-    uts = np.datetime64("2024-01-02T14:35", "us") + np.arange(60) * np.timedelta64(5, "m")
     with pytest.raises(ValueError, match="no usable CV fold") as exc:
-        walk_forward_folds(uts, CVConfig(n_folds=3, min_train_timestamps=100), reach_bars=1)
-    assert "60 timestamps" in str(exc.value) and "min_train_timestamps 100" in str(exc.value)
+        walk_forward_folds(_grid(60), CVConfig(n_folds=3, min_train_timestamps=100), reach_bars=1)
+    assert "60 development timestamps" in str(exc.value) and "min_train_timestamps 100" in str(exc.value)
 
 
 def test_folds_with_too_little_training_are_skipped():
-    uts = np.datetime64("2024-01-02T14:35", "us") + np.arange(400) * np.timedelta64(5, "m")
-    folds = walk_forward_folds(uts, CVConfig(n_folds=3, min_train_timestamps=150), reach_bars=1)
+    folds = walk_forward_folds(_grid(400), CVConfig(n_folds=3, min_train_timestamps=150), reach_bars=1)
     assert [f.index for f in folds] == [1, 2]
-    assert all(len(f.train_ts) >= 150 for f in folds)
 
 
 # --- 7. routing ------------------------------------------------------------------------------------------
 
-GOOD_SYM = {"ts_IC": 0.05, "t_stat": 4.0}
-BAD_SYM = {"ts_IC": 0.0, "t_stat": 0.1}
+GOOD_SYM = {"ts_IC": 0.05, "t_stat": 4.0, "net_spread_bps": 1.0}
+BAD_SYM = {"ts_IC": 0.0, "t_stat": 0.1, "net_spread_bps": -0.5}
 
 
-def _evaluation(ic: float, t: float, n_good: int, n_total: int, target: str = "fwd_ret_5m") -> TargetEvaluation:
+def _cs(ic: float, t: float, net: float = 1.0) -> dict:
+    return {"mean_IC": ic, "t_stat": t, "IC_IR": t / 30, "mean_RankIC": ic, "net_spread_bps": net, "cost_bps": 2.0}
+
+
+def _evaluation(
+    ic: float, t: float, n_good: int, n_total: int, target: str = "fwd_ret_5m", net: float = 1.0
+) -> TargetEvaluation:
     symbols = {f"S{i:02d}": dict(GOOD_SYM if i < n_good else BAD_SYM) for i in range(n_total)}
-    cs = {"mean_IC": ic, "t_stat": t, "IC_IR": t / 30, "mean_RankIC": ic}
-    return TargetEvaluation(target, 1, cs=cs, symbols=symbols)
+    return TargetEvaluation(target, 1, cs=_cs(ic, t, net), symbols=symbols)
 
 
 @pytest.mark.parametrize(
@@ -746,14 +915,17 @@ def _evaluation(ic: float, t: float, n_good: int, n_total: int, target: str = "f
         (0.001, 0.5, 0, 10, 200, "no_skill", "BLOCKED"),
         (0.05, 1.0, 0, 10, 200, "no_skill", "BLOCKED"),  # IC high enough but t too small
         (0.85, 10.0, 10, 10, 200, "suspicious", "BLOCKED"),
+        (0.30, 600.0, 10, 10, 200, "suspicious", "BLOCKED"),  # a huge t makes a leak more certain, never less
+        (-0.40, -80.0, 0, 10, 200, "suspicious", "BLOCKED"),  # the bound is on |IC|
         (0.05, 6.0, 6, 10, 200, "cs_and_most_symbols", "CROSS_SECTIONAL"),
         (0.05, 6.0, 5, 10, 200, "cs_and_most_symbols", "CROSS_SECTIONAL"),  # frac_most is inclusive
         (0.05, 6.0, 0, 10, 200, "cs_only", "CROSS_SECTIONAL"),
         (0.001, 0.5, 3, 10, 200, "symbols_only", "SYMBOL_SPECIFIC"),
         (0.05, 6.0, 3, 10, 200, "cs_and_some_symbols", "BOTH"),
-        (0.05, 6.0, 3, 10, 5, "too_many_symbols", "CROSS_SECTIONAL"),
+        (0.05, 6.0, 3, 10, 2, "too_many_symbols", "CROSS_SECTIONAL"),  # 3 good symbols > cap 2
+        (0.05, 6.0, 3, 10, 3, "cs_and_some_symbols", "BOTH"),  # the cap compares good symbols, not all 10
         (0.05, 6.0, 8, 10, 5, "too_many_symbols", "CROSS_SECTIONAL"),
-        (0.001, 0.5, 3, 10, 5, "too_many_symbols", "BLOCKED"),
+        (0.001, 0.5, 3, 10, 2, "too_many_symbols", "BLOCKED"),
     ],
 )
 def test_routing_rules(ic, t, n_good, n_total, cap, rule, route):
@@ -764,13 +936,12 @@ def test_routing_rules(ic, t, n_good, n_total, cap, rule, route):
     assert d["rule"] == rule
     assert d["reason"].startswith(f"rule {rule}")
     if rule == "suspicious":
-        assert f"{skill01(ic):.3f}" in d["reason"] and f"{t:.2f}" in d["reason"]
-        assert str(th.suspicious_skill01) in d["reason"]
+        assert f"|IC_cs|={abs(ic):.4f} > max_abs_ic_cs {th.max_abs_ic_cs}" in d["reason"]
     else:
         assert f"{ic:.4f}" in d["reason"] and f"{t:.2f}" in d["reason"]
         assert f"{n_good}/{n_total}" in d["reason"]
     if rule == "too_many_symbols":
-        assert f"cap {cap}" in d["reason"]
+        assert f"{n_good} good symbols > cap {cap}" in d["reason"]
     assert d["frac_symbols_good"] == pytest.approx(n_good / n_total)
     assert d["n_symbols_evaluated"] == n_total
     assert d["skill01_cs"] == pytest.approx(skill01(ic))
@@ -779,19 +950,35 @@ def test_routing_rules(ic, t, n_good, n_total, cap, rule, route):
     assert parsed.root["fwd_ret_5m"].route == route
 
 
+def test_a_signal_that_does_not_pay_its_costs_is_not_tradable():
+    d = route_target(_evaluation(0.02, 8.0, 0, 10, net=-0.4), RoutingThresholds())
+    assert (d["route"], d["rule"]) == ("BLOCKED", "not_tradable"), d["reason"]
+    assert "net_spread_cs=-0.40 bps at cost 2.0 bps (min 0.0)" in d["reason"]
+    # symbols that pay their costs still route it
+    d = route_target(_evaluation(0.02, 8.0, 3, 10, net=-0.4), RoutingThresholds())
+    assert (d["route"], d["rule"]) == ("SYMBOL_SPECIFIC", "symbols_only")
+    assert route_target(_evaluation(0.02, 8.0, 0, 10, net=-0.4), RoutingThresholds(min_net_spread_bps=-1))["route"] == (
+        "CROSS_SECTIONAL"
+    )
+    # a symbol with skill but costs above its spread is not good
+    ev = _evaluation(0.001, 0.5, 0, 10)
+    ev.symbols["S00"] = {"ts_IC": 0.2, "t_stat": 9.0, "net_spread_bps": -0.1}
+    assert route_target(ev, RoutingThresholds())["winner_symbols"] == []
+
+
 def test_routing_winner_symbols_are_only_good_symbols_best_first():
+    net = {"net_spread_bps": 1.0}
     symbols = {
-        "AAA": {"ts_IC": 0.04, "t_stat": 3.5},  # good
-        "BBB": {"ts_IC": 0.09, "t_stat": 6.0},  # good, best
-        "CCC": {"ts_IC": 0.30, "t_stat": 1.0},  # high IC, t too small
-        "DDD": {"ts_IC": 0.01, "t_stat": 20.0},  # large t, IC too small
-        "EEE": {"ts_IC": -0.05, "t_stat": -4.0},
-        "FFF": {"ts_IC": 0.02, "t_stat": 3.0},  # exactly at both thresholds: good
+        "AAA": {"ts_IC": 0.04, "t_stat": 3.5, **net},  # good
+        "BBB": {"ts_IC": 0.09, "t_stat": 6.0, **net},  # good, best
+        "CCC": {"ts_IC": 0.30, "t_stat": 1.0, **net},  # high IC, t too small
+        "DDD": {"ts_IC": 0.01, "t_stat": 20.0, **net},  # large t, IC too small
+        "EEE": {"ts_IC": -0.05, "t_stat": -4.0, **net},
+        "FFF": {"ts_IC": 0.02, "t_stat": 3.0, "net_spread_bps": 0.0},  # exactly at every threshold: good
     }
     for k in range(4):
         symbols[f"Z{k}"] = dict(BAD_SYM)
-    cs = {"mean_IC": 0.03, "t_stat": 5.0, "IC_IR": 0.2, "mean_RankIC": 0.03}
-    ev = TargetEvaluation("fwd_ret_5m", 1, cs=cs, symbols=symbols)
+    ev = TargetEvaluation("fwd_ret_5m", 1, cs=_cs(0.03, 5.0), symbols=symbols)
     d = route_target(ev, RoutingThresholds())
     assert d["winner_symbols"] == ["BBB", "AAA", "FFF"]
     assert d["route"] == "BOTH" and d["frac_symbols_good"] == pytest.approx(0.3)
@@ -801,24 +988,25 @@ def test_routing_winner_symbols_are_only_good_symbols_best_first():
     parse_routing({"fwd_ret_5m": d})
 
 
-def test_suspicious_symbols_are_excluded_and_named():
+def test_suspicious_symbols_are_excluded_and_named_whatever_their_t_stat():
     th = RoutingThresholds()
-    symbols = {f"G{i}": {"ts_IC": 0.08 + 0.01 * i, "t_stat": 5.0} for i in range(3)}
+    net = {"net_spread_bps": 1.0}
+    symbols = {f"G{i}": {"ts_IC": 0.08 + 0.01 * i, "t_stat": 5.0, **net} for i in range(3)}
     symbols |= {f"Z{i}": dict(BAD_SYM) for i in range(5)}
-    symbols["LEAK"] = {"ts_IC": 0.85, "t_stat": 12.0}  # skill01 0.925 >= 0.9 with t < 50: likely leakage
-    symbols["EDGE"] = {"ts_IC": 0.80, "t_stat": 49.9}  # skill01 exactly 0.9: suspicious too
-    symbols["REAL"] = {"ts_IC": 0.85, "t_stat": 60.0}  # as strong, but the t-stat backs it: good, and best
-    assert skill01(symbols["EDGE"]["ts_IC"]) == pytest.approx(th.suspicious_skill01)
-    cs = {"mean_IC": 0.03, "t_stat": 5.0}
-    d = route_target(TargetEvaluation("t", 1, cs=cs, symbols=symbols), th)
+    symbols["LEAK"] = {"ts_IC": 0.85, "t_stat": 12.0, **net}
+    symbols["LOUD"] = {"ts_IC": 0.60, "t_stat": 400.0, **net}  # the t-stat does not make it believable
+    symbols["NEG"] = {"ts_IC": -0.50, "t_stat": -30.0, **net}
+    symbols["REAL"] = {"ts_IC": 0.30, "t_stat": 9.0, **net}  # strong but under the bound: good, and best
+    d = route_target(TargetEvaluation("t", 1, cs=_cs(0.03, 5.0), symbols=symbols), th)
     assert d["winner_symbols"] == ["REAL", "G2", "G1", "G0"]
-    assert d["frac_symbols_good"] == pytest.approx(4 / 11) and d["n_symbols_evaluated"] == 11
-    assert "suspicious symbols excluded ['EDGE', 'LEAK']" in d["reason"]
-    assert "4/11" in d["reason"] and d["rule"] == "cs_and_some_symbols"
+    assert d["suspicious_symbols"] == ["LEAK", "LOUD", "NEG"]
+    assert d["frac_symbols_good"] == pytest.approx(4 / 12) and d["n_symbols_evaluated"] == 12
+    assert "suspicious symbols excluded ['LEAK', 'LOUD', 'NEG'] (|ts_IC| > 0.35, LEAK: 0.850)" in d["reason"]
+    assert "4/12" in d["reason"] and d["rule"] == "cs_and_some_symbols"
     parse_routing({"t": d})
     # with only suspicious symbols "good", a target without CS skill has no skill at all
     only_leaks = {"LEAK": symbols["LEAK"], **{f"Z{i}": dict(BAD_SYM) for i in range(3)}}
-    d = route_target(TargetEvaluation("t", 1, cs={"mean_IC": 0.001, "t_stat": 0.5}, symbols=only_leaks), th)
+    d = route_target(TargetEvaluation("t", 1, cs=_cs(0.001, 0.5), symbols=only_leaks), th)
     assert (d["route"], d["rule"], d["winner_symbols"]) == ("BLOCKED", "no_skill", [])
     assert "LEAK" in d["reason"]
 
@@ -835,17 +1023,25 @@ def test_no_good_symbol_never_counts_as_some_symbols():
     assert route_target(_evaluation(0.05, 6.0, 1, 10), th)["rule"] == "cs_and_some_symbols"
 
 
-def test_routing_thresholds_are_configurable():
+def test_routing_thresholds_are_configurable_and_validated():
     ev = _evaluation(0.008, 6.0, 0, 10)
     assert route_target(ev, RoutingThresholds())["route"] == "BLOCKED"
     assert route_target(ev, RoutingThresholds(cs_ic_min=0.005))["route"] == "CROSS_SECTIONAL"
     assert "min 0.005" in route_target(ev, RoutingThresholds(cs_ic_min=0.005))["reason"]
+    with pytest.raises(ValueError, match="frac_some 0.6 must not exceed frac_most 0.5"):
+        RoutingThresholds(frac_some=0.6, frac_most=0.5)
+    with pytest.raises(ValueError, match="were removed: a leak has a huge IC and a huge t together"):
+        RoutingThresholds.model_validate({"suspicious_skill01": 0.9})
+    with pytest.raises(ValueError, match="extra"):
+        RoutingThresholds.model_validate({"cs_ic_mn": 0.02})  # a typo is an error, not a silent default
 
 
 def test_routing_without_symbols():
-    d = route_target(TargetEvaluation("t", 1, {"mean_IC": 0.03, "t_stat": 5.0}), RoutingThresholds())
+    d = route_target(TargetEvaluation("t", 1, _cs(0.03, 5.0)), RoutingThresholds())
     assert d["route"] == "CROSS_SECTIONAL" and d["winner_symbols"] == [] and d["skill01_sym_mean"] is None
     parse_routing({"t": d})
+    with pytest.raises(KeyError, match="net_spread_bps"):
+        route_target(TargetEvaluation("t", 1, {"mean_IC": 0.03, "t_stat": 5.0}), RoutingThresholds())
 
 
 # --- 8. ranking end to end --------------------------------------------------------------------------------
@@ -865,6 +1061,8 @@ def evaluations(panel) -> dict[str, TargetEvaluation]:
             {"LightGBM": FAST_LGBM},
             CVConfig(),
             42,
+            evaluation=VENUE,
+            ret=spec.base_name(5),
         )
         for spec in (PLANTED, GAP, WICK, NOISE)
     }
@@ -877,7 +1075,11 @@ def test_evaluation_averages_the_families(evaluations):
         assert lgbm != ridge  # two different models, really fitted
         assert set(ev.cs) == set(lgbm) == set(ridge)
         for k, v in ev.cs.items():
-            assert v == pytest.approx((lgbm[k] + ridge[k]) / 2), (ev.target, k)
+            if k == "breakeven_cost_bps":  # the mean spread over the mean turnover, not a mean of ratios
+                assert v == pytest.approx(ev.cs["spread_bps"] / (2 * ev.cs["turnover_frac"]))
+            else:
+                assert v == pytest.approx((lgbm[k] + ridge[k]) / 2), (ev.target, k)
+        assert ev.cs["cost_bps"] == VENUE.cost_bps and {"net_spread_bps", "ic_coverage"} <= set(ev.cs)
         assert list(ev.importance) == RANKING_FAMILIES
         for imp in ev.importance.values():
             assert set(imp) == set(ALL_FEATURES) and sum(imp.values()) == pytest.approx(1.0)
@@ -946,8 +1148,9 @@ def test_evaluate_target_is_reproducible_and_takes_flat_params_for_one_family(pa
     reference = evaluations[PLANTED.name(5)]
     # a single family name and a flat parameter dict: the same LightGBM fit as inside the two-family ranking
     again = evaluate_target(
-        panel, list(ALL_FEATURES), "fwd_ret_5m", 1, 1, "LightGBM", FAST_LGBM, CVConfig(), 42, per_symbol=False
-    )
+        panel, list(ALL_FEATURES), "fwd_ret_5m", 1, 1, "LightGBM", FAST_LGBM, CVConfig(), 42, per_symbol=False,
+        evaluation=VENUE,
+    )  # fmt: skip
     assert list(again.cs_by_family) == ["LightGBM"]
     assert again.cs == again.cs_by_family["LightGBM"] == reference.cs_by_family["LightGBM"]
     assert again.importance == {"LightGBM": reference.importance["LightGBM"]}
@@ -961,27 +1164,32 @@ def test_evaluate_target_is_reproducible_and_takes_flat_params_for_one_family(pa
 
 def test_oos_predictions_score_each_validation_block(panel, evaluations):
     features, target = list(ALL_FEATURES), PLANTED.name(5)
+    end = f"{target}__end_ts"
     rows = training_rows(panel, features, target)
     assert rows.select(*features, target).null_count().sum_horizontal().item() == 0
     assert rows.height < panel.height  # warm-up rows and the last bar of each symbol are dropped
-    folds = walk_forward_folds(rows["ts"].to_numpy(), CVConfig(), PLANTED.reach_bars)
+    folds = walk_forward_folds(rows["ts"], CVConfig(), PLANTED.reach_bars)
     oos = oos_predictions(rows, features, target, "Ridge", {}, folds, 42)
     assert isinstance(oos, OOS)
     pred = oos.predictions
-    assert pred.columns == ["ts", "symbol", "y", "score", "fold"]
+    assert pred.columns == ["ts", "symbol", "y", "ret", "score", "fold"]
     assert sorted(pred["fold"].unique().to_list()) == [f.index for f in folds]
     for f in folds:
         part = pred.filter(pl.col("fold") == f.index)
-        assert np.isin(part["ts"].to_numpy(), f.val_ts).all()
-        assert part.height == rows.filter(pl.Series(np.isin(rows["ts"].to_numpy(), f.val_ts))).height
+        assert (
+            part.sort("ts", "symbol")
+            .select("ts", "symbol")
+            .equals(f.validation(rows).sort("ts", "symbol").select("ts", "symbol"))
+        )
+        assert f.train(rows, end)[end].max() < part["ts"].min()  # purged: no training target reaches validation
     assert pred["score"].is_finite().all()
     # what evaluate_target reports for the family is exactly this
-    assert cross_sectional_metrics(pred, horizon_bars=1) == evaluations[target].cs_by_family["Ridge"]
+    assert cross_sectional_metrics(pred, horizon_bars=1, cfg=VENUE) == evaluations[target].cs_by_family["Ridge"]
     assert oos.importance == evaluations[target].importance["Ridge"]
     empty = oos_predictions(rows, features, target, "Ridge", {}, [], 42)
     assert empty.predictions.is_empty() and empty.predictions.columns == pred.columns and empty.importance == {}
-    tiny = [Fold(0, folds[0].train_ts[:2], folds[0].val_ts)]  # 2 x 24 = 48 < 50 training rows: skipped
-    assert oos_predictions(rows, features, target, "Ridge", {}, tiny, 42).predictions.is_empty()
+    tiny = [Fold(0, rows["ts"].unique().sort()[2].replace(tzinfo=None), folds[0].val_start, folds[0].val_end)]
+    assert oos_predictions(rows, features, target, "Ridge", {}, tiny, 42).predictions.is_empty()  # < 50 rows
 
 
 # --- 9. LightGBM family ----------------------------------------------------------------------------------
@@ -1041,27 +1249,58 @@ def test_load_demo_config():
     assert cfg.ranking_families == ("ElasticNet", "LightGBM")
     assert cfg.symbol_specific_families == cfg.ss_families == ("LightGBM", "Ridge")
     assert cfg.ranking_params == {"LightGBM": {"num_boost_round": 100, "num_leaves": 4, "min_data_in_leaf": 1000}}
+    assert cfg.symbol_ranking_params == {"LightGBM": {"num_boost_round": 60, "num_leaves": 4, "min_data_in_leaf": 100}}
     assert cfg.selection == SelectionConfig(top_k=20, max_abs_corr=0.9)
     assert cfg.target_names() == [
-        "fwd_ret_5m",
+        "fwd_ret_5m_from_open",
         "fwd_ret_5m_delay5m",
         "fwd_ret_5m_delay10m",
-        "cs_zscore_fwd_ret_5m",
         "fwd_ret_15m_delay15m",
         "fwd_ret_30m_delay30m",
+        "fwd_ret_5m",
     ]
     assert cfg.target_spec("fwd_ret_15m_delay15m") == TargetSpec(horizon_bars=3, delay_bars=3)
-    assert cfg.target_spec("cs_zscore_fwd_ret_5m") == TargetSpec(kind="cs_zscore", horizon_bars=1)
+    assert cfg.target_spec("fwd_ret_5m_from_open") == TargetSpec(horizon_bars=1, entry="next_open")
+    # only the close-to-close target at delay 0 is research-only: no order fills at the close the features see
+    assert [n for n in cfg.target_names() if not cfg.target_spec(n).tradable] == ["fwd_ret_5m"]
     assert cfg.interval_minutes is None and cfg.bar_interval_minutes == 5.0  # the synthetic market's
     assert cfg.market == SyntheticMarketConfig(n_symbols=24, n_bars=3000, interval_minutes=5, seed=7)
     assert cfg.routing.cs_ic_min == 0.01 and cfg.cv.n_folds == 3
-    # the two last targets are the demo's noise: nothing is planted in them
+    assert cfg.holdout == HoldoutConfig(fraction=0.2) and cfg.evaluation.cost_bps == 0.25
+    # the two noise targets: nothing is planted in them
     for name in ("fwd_ret_15m_delay15m", "fwd_ret_30m_delay30m"):
         spec = cfg.target_spec(name)
         assert set(documented_ics(cfg.market, spec.horizon_bars, spec.delay_bars).values()) == {0.0}
     assert cfg.digest() == load_run_config(REPO / "configs" / "demo.yaml").digest()
     with pytest.raises(KeyError):
         cfg.target_spec("fwd_ret_1h")
+
+
+def test_targets_from_the_next_open_are_tradable_and_read_one_bar_further(bars):
+    spec = TargetSpec(horizon_bars=2, delay_bars=1, entry="next_open")
+    assert spec.name(5) == "fwd_ret_10m_delay5m_from_open" and spec.reach_bars == 4 and spec.tradable
+    assert TargetSpec.from_name("fwd_ret_10m_delay5m_from_open", 5) == spec
+    assert not TargetSpec(horizon_bars=1).tradable and TargetSpec(horizon_bars=1, delay_bars=1).tradable
+    out = add_targets(bars.select("ts", "symbol"), bars, [spec], 5).sort("symbol", "ts")
+    sym = bars.filter(pl.col("symbol") == "SYM003").sort("ts")
+    mine = out.filter(pl.col("symbol") == "SYM003")
+    t = 100
+    assert mine[spec.name(5)][t] == pytest.approx(sym["open"][t + 4] / sym["open"][t + 2] - 1.0, rel=1e-12)
+    assert mine[f"{spec.name(5)}__end_ts"][t] == sym["ts"][t + 4]
+    assert mine[f"{spec.name(5)}__end_ts"].null_count() == mine[spec.name(5)].null_count() == 4
+
+
+def test_open_to_open_truth_adds_the_two_gaps_to_the_variance():
+    cfg = SyntheticMarketConfig()
+    close = documented_ics(cfg, 1, 0)["cs_ic"]
+    from_open = documented_ics(cfg, 1, 0, entry="next_open")["cs_ic"]
+    assert from_open == pytest.approx(close / math.sqrt(1 + 2 * 0.25**2))
+
+
+def test_ranking_needs_two_families_for_a_consensus():
+    with pytest.raises(ValueError, match="at least two families"):
+        RunConfig(ranking_families=("LightGBM",))
+    assert len(RunConfig().ranking_families) >= 2
 
 
 @pytest.mark.parametrize(

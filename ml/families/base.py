@@ -45,13 +45,9 @@ class ModelFamily(ABC):
         """Feature importance normalised to sum to 1 (empty when the family has none)."""
         return {}
 
-    def extra_artifacts(self, model: Any) -> dict[str, object]:
-        """Optional companion objects to write beside the model file (file name → object, saved with joblib).
-
-        Empty by default; families with separate preprocessing (e.g. the linear families' imputer and scaler)
-        return them here so the trainer can store them in the model directory.
-        """
-        return {}
+    def n_features(self, model: Any) -> int | None:
+        """How many input columns the fitted model takes (``None`` when the format does not say)."""
+        return None
 
 
 def normalise_importance(values: np.ndarray, names: list[str]) -> dict[str, float]:

@@ -45,5 +45,8 @@ class CatBoostFamily(ModelFamily):
     def load(self, path: Path) -> CatBoostRegressor:
         return CatBoostRegressor().load_model(str(path), format="cbm")
 
+    def n_features(self, model: CatBoostRegressor) -> int:
+        return len(model.feature_names_)
+
     def importance(self, model: CatBoostRegressor, feature_names: list[str]) -> dict[str, float]:
         return normalise_importance(model.get_feature_importance(), feature_names)

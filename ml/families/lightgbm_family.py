@@ -47,5 +47,8 @@ class LightGBMFamily(ModelFamily):
     def load(self, path: Path) -> lgb.Booster:
         return lgb.Booster(model_file=str(path))
 
+    def n_features(self, model: lgb.Booster) -> int:
+        return int(model.num_feature())
+
     def importance(self, model: lgb.Booster, feature_names: list[str]) -> dict[str, float]:
         return normalise_importance(model.feature_importance(importance_type="gain"), feature_names)

@@ -1,5 +1,6 @@
 """Linear families (Ridge, ElasticNet): a scikit-learn pipeline median-impute → standardise → model,
-saved whole with joblib (``model.joblib``); the fitted imputer and scaler are also offered as extra artifacts.
+saved whole with joblib (``model.joblib``): the fitted imputer and scaler travel inside the one file its checksum
+covers (no separate, unverified pickles).
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ class _LinearFamily(ModelFamily):
     def load(self, path: Path) -> Pipeline:
         return joblib.load(path)
 
+    def n_features(self, model: Pipeline) -> int:
+        return int(model.n_features_in_)
+
     def importance(self, model: Pipeline, feature_names: list[str]) -> dict[str, float]:
         # Coefficients act on standardised inputs, so their magnitudes are comparable across features.
         return normalise_importance(np.ravel(model.named_steps["model"].coef_), feature_names)
-
-    def extra_artifacts(self, model: Pipeline) -> dict[str, object]:
-        return {"scaler.joblib": model.named_steps["scaler"], "imputer.joblib": model.named_steps["imputer"]}
 
 
 class RidgeFamily(_LinearFamily):

@@ -199,6 +199,9 @@ class MLPFamily(ModelFamily):
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         return MLPModel.from_state(state)
 
+    def n_features(self, model: MLPModel) -> int:
+        return int(model.n_features)
+
     def importance(self, model: MLPModel, feature_names: list[str]) -> dict[str, float]:
         """Mean |d output / d input| over a fixed sample of standard-normal inputs.
 

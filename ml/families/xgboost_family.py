@@ -58,6 +58,9 @@ class XGBoostFamily(ModelFamily):
         booster.load_model(str(path))
         return booster
 
+    def n_features(self, model: xgb.Booster) -> int:
+        return int(model.num_features())
+
     def importance(self, model: xgb.Booster, feature_names: list[str]) -> dict[str, float]:
         gain = model.get_score(importance_type="gain")
         # Keys are ``f<i>`` (no names stored) or the names themselves if a booster was trained with them.
