@@ -209,10 +209,10 @@ def _median_ms(fn, repeats: int) -> tuple[float, object]:
 def measure_pick(root: str) -> dict:
     from catalog import connect
     from live.loader import select_models
-    from live.policies import PolicyParams, policy_sql
+    from live.policies import policy_sql
 
     query = policy_sql(POLICY)
-    params = PolicyParams().for_query(query, INTERVAL)
+    params = {"interval_minutes": INTERVAL}
     con = connect(root)
     try:
         con.execute(query, params).fetchall()  # first query: warms DuckDB's caches

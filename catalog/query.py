@@ -66,8 +66,8 @@ def _where(filters: dict[str, object]) -> tuple[str, list]:
 
 
 MODEL_SUMMARY_COLUMNS = (
-    "model_dir, target, view, symbol, family, interval_minutes, n_features, mean_ic, ic_ir, t_stat, checksum_ok, "
-    "run_dir, dagster_run_id"
+    "model_dir, target, view, symbol, family, interval_minutes, n_features, evaluated_on, mean_ic, ic_ir, t_stat, "
+    "cv_mean_ic, net_spread_bps, research_only, checksum_ok, run_dir, dagster_run_id"
 )
 
 
@@ -94,8 +94,9 @@ def runs(results: str | Path, *, arrow: bool = False) -> pl.DataFrame | pa.Table
     return sql_arrow(results, q) if arrow else sql(results, q)
 
 
-def best_models(results: str | Path, metric: str = "ic_ir", *, arrow: bool = False) -> pl.DataFrame | pa.Table:
-    """Per target/view/symbol, the model with the best ``metric`` among complete runs with a good checksum."""
+def best_models(results: str | Path, metric: str = "pick_score", *, arrow: bool = False) -> pl.DataFrame | pa.Table:
+    """Per target/view/symbol, the model with the best holdout ``metric`` under the selection rule
+    (``catalog.schema``: complete runs, good checksum, newest run of the target/view, above the holdout floor)."""
     if metric not in BEST_METRICS:
         raise ValueError(f"metric {metric!r} is not one of {BEST_METRICS}")
     q = "select * from best_models_by(?) order by target, view, symbol nulls first"

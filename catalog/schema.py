@@ -34,8 +34,10 @@ features see, which no order fills at) are listed, marked ``research_only``; liv
 
 Selection table, recomputed on every index write (the catalog changes only then): ``pick_candidates`` holds every
 model the live policies may pick (complete run, verified checksum, holdout metrics, tradable target) from the
-``MAX_RECENT_RUNS`` newest runs per interval/target/view, with its ``recency`` (1 = newest) and ``pick_score``. The
-built-in policies (``live.policies``) read it, so picking models is one small lookup, not a window over every model.
+``MAX_RECENT_RUNS`` newest runs per interval/target/view, with its ``recency`` (1 = newest), ``pick_score``,
+``passes_floor`` and the answers of the built-in policies as flags: ``best_in_view`` (the best passing model of the
+newest run per target/view/symbol) and ``best_of_recent`` (the best passing one over the ``RECENT_RUNS`` newest
+runs). The built-in policies (``live.policies``) read it, so picking models is one small filtered lookup.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ MIN_HOLDOUT_T = 2.0
 """The selection floor: and only if its holdout t-stat (non-overlapping timestamps) reaches this."""
 MAX_RECENT_RUNS = 10
 """``pick_candidates`` keeps the models of this many newest runs per interval/target/view."""
+RECENT_RUNS = 3
+"""``pick_candidates.best_of_recent``: the best model per target/view/symbol over this many newest runs."""
 
 # Columns whose values are times of indexing: they differ between two builds of the same files.
 INDEXING_TIME_COLUMNS = {"indexed_at", "seen_at"}
@@ -239,13 +243,14 @@ qualify row_number() over (partition by m.target, m.view, coalesce(m.symbol, '')
 create view eligible_models as
 select m.*, r.timestamp as run_timestamp,
        dense_rank() over (partition by m.interval_minutes, m.target, m.view
-                          order by r.timestamp desc, r.run_dir desc) as recency
+                          order by r.timestamp desc, r.run_dir desc) as recency,
+       coalesce(m.mean_ic > {MIN_HOLDOUT_IC} and m.t_stat >= {MIN_HOLDOUT_T}, false) as passes_floor
 from models m join runs r using (run_dir)
 where r.complete and m.checksum_ok and m.evaluated_on = 'holdout';
 
 create view best_models as
-select * exclude (run_timestamp, recency) from eligible_models
-where recency = 1 and mean_ic > {MIN_HOLDOUT_IC} and t_stat >= {MIN_HOLDOUT_T}
+select * exclude (run_timestamp, recency, passes_floor) from eligible_models
+where recency = 1 and passes_floor
 qualify row_number() over (partition by target, view, coalesce(symbol, '')
                            order by pick_score desc nulls last, mean_ic desc nulls last, model_dir) = 1;
 
@@ -272,8 +277,8 @@ from aliases a left join models m using (model_dir)
 where a.active;
 
 create macro best_models_by(metric) as table
-select * exclude (run_timestamp, recency) from eligible_models
-where recency = 1 and mean_ic > {MIN_HOLDOUT_IC} and t_stat >= {MIN_HOLDOUT_T}
+select * exclude (run_timestamp, recency, passes_floor) from eligible_models
+where recency = 1 and passes_floor
 qualify row_number() over (
     partition by target, view, coalesce(symbol, '')
     order by case metric when 'pick_score' then pick_score when 'ic_ir' then ic_ir when 'mean_ic' then mean_ic
@@ -285,10 +290,23 @@ qualify row_number() over (
 
 PICKS = f"""
 create or replace table pick_candidates as
-select interval_minutes, target, view, symbol, family, model_dir, run_dir, recency, pick_score, mean_ic, t_stat,
-       ic_ir, net_spread_bps
-from eligible_models
-where not coalesce(research_only, false) and recency <= {MAX_RECENT_RUNS}
+with c as (
+    select interval_minutes, target, view, symbol, family, model_dir, run_dir, recency, pick_score, mean_ic,
+           t_stat, ic_ir, net_spread_bps, passes_floor
+    from eligible_models
+    where not coalesce(research_only, false) and recency <= {MAX_RECENT_RUNS}
+), ranked as (
+    select *,
+           passes_floor and recency = 1 and row_number() over (
+               partition by interval_minutes, target, view, coalesce(symbol, ''), passes_floor and recency = 1
+               order by pick_score desc nulls last, mean_ic desc nulls last, model_dir) = 1 as best_in_view,
+           passes_floor and recency <= {RECENT_RUNS} and row_number() over (
+               partition by interval_minutes, target, view, coalesce(symbol, ''),
+                            passes_floor and recency <= {RECENT_RUNS}
+               order by pick_score desc nulls last, mean_ic desc nulls last, model_dir) = 1 as best_of_recent
+    from c
+)
+select * from ranked
 order by interval_minutes, target, view, symbol nulls first, family, recency;
 """
 

@@ -20,7 +20,7 @@ from contracts.families import family_spec
 from contracts.io import sha256_file
 from contracts.model_meta import ModelMeta, load_model_meta
 from contracts.paths import MODEL_META
-from live.policies import DEFAULT_POLICY, PolicyParams, alias_names, policy_sql
+from live.policies import DEFAULT_POLICY, alias_names, policy_sql
 from ml.families import get_family
 
 log = logging.getLogger("foxlake.live.loader")
@@ -50,33 +50,31 @@ class LoadedModel:
 
 
 def select_models(
-    results: str | Path,
-    policy: str = DEFAULT_POLICY,
-    interval_minutes: float | None = None,
-    params: PolicyParams | None = None,
+    results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
 ) -> list[str]:
     """``model_dir`` values (relative to RESULTS) that a policy picks.
 
     ``policy``: a named policy (built in or from ``configs/policies.yaml``), ``alias:<name>[,<name>…]``, or a
     ``select`` returning ``model_dir``. An alias resolves to the model it points at now, whatever its interval
-    (:func:`load_model` still refuses a model trained on another interval). ``params``: the floor and recency
-    numbers a policy may use (:class:`live.policies.PolicyParams`, documented defaults).
+    (:func:`load_model` still refuses a model trained on another interval).
     """
     con = connect(results)
     try:
-        return _select(con, policy, interval_minutes, params)
+        return _select(con, policy, interval_minutes)
     finally:
         con.close()
 
 
-def _select(con, policy: str, interval_minutes: float | None, params: PolicyParams | None = None) -> list[str]:
+def _select(con, policy: str, interval_minutes: float | None) -> list[str]:
     names = alias_names(policy)
     if names is not None:
         return _resolve_aliases(con, names)
     query = policy_sql(policy)
     try:
-        values = (params or PolicyParams()).for_query(query, interval_minutes)
-        rows = con.execute(query, values).fetchall()
+        params = {"interval_minutes": interval_minutes} if "$interval_minutes" in query else None
+        if params and interval_minutes is None:
+            raise ValueError("this policy needs the live data's interval_minutes")
+        rows = con.execute(query, params or {}).fetchall()
         cols = [d[0] for d in con.description]
     except duckdb.Error as exc:
         raise ValueError(f"selection policy failed: {exc}") from None

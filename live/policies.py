@@ -9,13 +9,14 @@ A policy is one of:
 * a literal ``select …`` / ``with …`` returning a ``model_dir`` column.
 
 A policy query may use ``$interval_minutes`` (the live data's bar interval), so models trained on another
-interval are never chosen, and the numbers of :class:`PolicyParams` (``$min_holdout_ic``, ``$min_holdout_t``,
-``$recent_runs``).
+interval are never chosen.
 
-The built-in policies pick by **holdout** metrics only (``catalog.schema``): tradable targets, complete runs,
-verified checksums; a floor (holdout mean IC above 0, holdout t-stat at least 2) and a recency rule (the newest run
-that trained a target and view, or the best of the few newest) so that picking the best of many runs by the same
-number does not compound its luck and a lucky old model cannot stay.
+The built-in policies pick by **holdout** metrics only, under the catalog's selection rule (``catalog.schema``):
+tradable targets, complete runs, verified checksums; a floor (holdout mean IC above ``MIN_HOLDOUT_IC`` = 0, holdout
+t-stat at least ``MIN_HOLDOUT_T`` = 2: ``passes_floor``) and a recency rule (the newest run that trained a target and
+view, or the best of the ``RECENT_RUNS`` = 3 newest), so that picking the best of many runs by the same number does
+not compound its luck and a lucky old model cannot stay. A policy of one's own (``configs/policies.yaml``) may use
+other numbers over the ``eligible_models`` view.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from catalog.schema import MAX_RECENT_RUNS, MIN_HOLDOUT_IC, MIN_HOLDOUT_T
-
 POLICIES_ENV = "FOXLAKE_POLICIES"
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parents[1] / "configs" / "policies.yaml"
 ALIAS_PREFIX = "alias:"
@@ -39,66 +38,32 @@ POLICIES: dict[str, str] = {
     # interval, if its holdout metrics pass the floor (read from pick_candidates: tradable targets only).
     "holdout_per_family": """
         select model_dir from pick_candidates
-        where interval_minutes = $interval_minutes and recency = 1
-          and mean_ic > $min_holdout_ic and t_stat >= $min_holdout_t
+        where interval_minutes = $interval_minutes and recency = 1 and passes_floor
         order by target, view, symbol nulls first, family
     """,
     # Per target/view/symbol: the one model of that newest run with the best holdout pick_score (IC_IR for a pooled
     # model, t-stat for a per-symbol one) among those passing the floor.
     "holdout_best_per_view": """
         select model_dir from pick_candidates
-        where interval_minutes = $interval_minutes and recency = 1
-          and mean_ic > $min_holdout_ic and t_stat >= $min_holdout_t
-        qualify row_number() over (partition by target, view, coalesce(symbol, '')
-                                   order by pick_score desc nulls last, mean_ic desc, model_dir) = 1
+        where interval_minutes = $interval_minutes and best_in_view
         order by target, view, symbol nulls first
     """,
-    # Per target/view/symbol: the best holdout pick_score over the $recent_runs newest runs, passing the floor.
+    # Per target/view/symbol: the best holdout pick_score over the RECENT_RUNS (3) newest runs, passing the floor.
     "holdout_best_of_recent": """
         select model_dir from pick_candidates
-        where interval_minutes = $interval_minutes and recency <= $recent_runs
-          and mean_ic > $min_holdout_ic and t_stat >= $min_holdout_t
-        qualify row_number() over (partition by target, view, coalesce(symbol, '')
-                                   order by pick_score desc nulls last, mean_ic desc, model_dir) = 1
+        where interval_minutes = $interval_minutes and best_of_recent
         order by target, view, symbol nulls first
     """,
     # Every tradable model of the newest complete run at this interval that passes the floor.
     "latest_run": """
         select model_dir from pick_candidates
-        where interval_minutes = $interval_minutes and mean_ic > $min_holdout_ic and t_stat >= $min_holdout_t
+        where interval_minutes = $interval_minutes and passes_floor
           and run_dir = (select run_dir from runs where complete and interval_minutes = $interval_minutes
                          order by timestamp desc, run_dir desc limit 1)
         order by target, view, symbol nulls first, family
     """,
 }
 DEFAULT_POLICY = "holdout_per_family"
-
-
-class PolicyParams(BaseModel):
-    """The numbers a policy query may use besides ``$interval_minutes``.
-
-    Attributes:
-        min_holdout_ic: ``$min_holdout_ic``, the floor: a picked model's holdout mean IC must exceed it
-            (``catalog.schema.MIN_HOLDOUT_IC``, 0.0).
-        min_holdout_t: ``$min_holdout_t``, the floor: and its holdout t-stat reach it
-            (``catalog.schema.MIN_HOLDOUT_T``, 2.0).
-        recent_runs: ``$recent_runs``, how many newest runs ``holdout_best_of_recent`` looks at (3; at most
-            ``catalog.schema.MAX_RECENT_RUNS``).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_holdout_ic: float = MIN_HOLDOUT_IC
-    min_holdout_t: float = MIN_HOLDOUT_T
-    recent_runs: int = Field(3, ge=1, le=MAX_RECENT_RUNS)
-
-    def for_query(self, query: str, interval_minutes: float | None) -> dict[str, float | int]:
-        """The parameters ``query`` mentions (DuckDB refuses unused ones)."""
-        values: dict[str, float | int | None] = {"interval_minutes": interval_minutes, **self.model_dump()}
-        used = {k: v for k, v in values.items() if f"${k}" in query}
-        if "interval_minutes" in used and interval_minutes is None:
-            raise ValueError("this policy needs the live data's interval_minutes")
-        return used  # type: ignore[return-value]
 
 
 class PolicySpec(BaseModel):

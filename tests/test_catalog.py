@@ -486,7 +486,7 @@ def _rule_from_the_files(results: Path, interval: float, per_view: bool) -> list
 
 def test_loader_resolves_named_policies_yaml_policies_and_aliases(results: Path, tmp_path: Path, monkeypatch) -> None:
     from live.loader import resolve_model_files, select_models
-    from live.policies import PolicyParams, load_policies, policy_sql
+    from live.policies import load_policies, policy_sql
 
     build_catalog(results)
     picked = select_models(results, "holdout_best_per_view", 5.0)
@@ -500,8 +500,12 @@ def test_loader_resolves_named_policies_yaml_policies_and_aliases(results: Path,
     assert len(runs_picked) < sql(results, "select count(*) as n from runs where complete")["n"][0]
     recent = select_models(results, "holdout_best_of_recent", 5.0)
     assert {d.split("/targets/")[0] for d in recent} > runs_picked
-    # the floor is a parameter with documented defaults
-    strict = select_models(results, "holdout_per_family", 5.0, PolicyParams(min_holdout_t=8.0))
+    # a policy of one's own may set another floor over eligible_models
+    strict = sql(
+        results,
+        "select model_dir from eligible_models where interval_minutes = 5 and recency = 1 and passes_floor "
+        "and t_stat >= 8 and not research_only",
+    )["model_dir"]
     assert set(strict) < set(per_family)
     # YAML policies from configs/policies.yaml
     assert {"best_rank_ic_per_view", "net_of_costs_per_view"} <= set(load_policies())

@@ -167,6 +167,19 @@ def test_interval_mismatch_is_refused(pipeline_results: Path) -> None:
         load_model(meta_path.parent, interval_minutes=None)  # no way to skip the check
 
 
+def test_a_model_that_takes_another_number_of_features_than_its_feature_list_is_refused(results_copy: Path) -> None:
+    from contracts.io import write_atomic_json
+    from live.loader import ModelLoadError, load_model
+
+    meta_path = sorted(results_copy.glob("runs/**/view=CROSS_SECTIONAL/family=LightGBM/model_meta.json"))[0]
+    doc = read_json(meta_path)
+    n = doc["n_features"]
+    doc["feature_list"], doc["n_features"] = doc["feature_list"][:-1], n - 1
+    write_atomic_json(meta_path, doc)
+    with pytest.raises(ModelLoadError, match=f"takes {n} features but model_meta.feature_list names {n - 1}"):
+        load_model(meta_path.parent, interval_minutes=5.0)
+
+
 def test_daily_bars_in_a_5_minute_lake_are_refused_at_live_load(results_copy: Path) -> None:
     """The live side measures the bars' interval instead of trusting the declared one (the original's bug)."""
     from live.replay import replay

@@ -39,7 +39,7 @@ from ml.metrics import (
 from ml.ranking import OOS, TargetEvaluation, evaluate_target, oos_predictions, training_rows
 from ml.routing import route_target
 from ml.selection import SelectionConfig
-from ml.synthetic import SyntheticMarketConfig, documented_ics, make_market, planted_symbols
+from ml.synthetic import SyntheticMarketConfig, documented_ics, make_market, planted_symbols, symbol_truth
 from ml.targets import TargetSpec, add_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,14 +209,21 @@ def test_documented_ics_follow_the_signal_layout():
     v = SMALL.rho_volume * SMALL.volume_loading
     c = SMALL.rho_gap_common * SMALL.gap_loading
     s = (SMALL.rho_gap_common + SMALL.rho_gap_symbol) * SMALL.gap_loading
+    n = abs(SMALL.rho_gap_common - SMALL.rho_gap_symbol) * SMALL.gap_loading  # the sign -1 gap symbols
     w = SMALL.rho_wick_symbol * SMALL.wick_loading
     assert SMALL.wick_loading == pytest.approx(0.8165, abs=1e-4)
     next_bar = documented_ics(SMALL, PLANTED.horizon_bars, PLANTED.delay_bars)
-    assert next_bar == pytest.approx({"cs_ic": v, "gap_symbol_ic": v, "wick_symbol_ic": v, "plain_symbol_ic": v})
+    assert next_bar == pytest.approx(
+        {"cs_ic": v, "gap_symbol_ic": v, "gap_symbol_ic_negative": v, "wick_symbol_ic": v, "plain_symbol_ic": v}
+    )
     gap = documented_ics(SMALL, GAP.horizon_bars, GAP.delay_bars)
-    assert gap == pytest.approx({"cs_ic": c, "gap_symbol_ic": s, "wick_symbol_ic": c, "plain_symbol_ic": c})
+    assert gap == pytest.approx(
+        {"cs_ic": c, "gap_symbol_ic": s, "gap_symbol_ic_negative": n, "wick_symbol_ic": c, "plain_symbol_ic": c}
+    )
     wick = documented_ics(SMALL, WICK.horizon_bars, WICK.delay_bars)
-    assert wick == pytest.approx({"cs_ic": 0.0, "gap_symbol_ic": 0.0, "wick_symbol_ic": w, "plain_symbol_ic": 0.0})
+    assert wick == pytest.approx(
+        {"cs_ic": 0.0, "gap_symbol_ic": 0.0, "gap_symbol_ic_negative": 0.0, "wick_symbol_ic": w, "plain_symbol_ic": 0.0}
+    )
     for h, d in [(NOISE.horizon_bars, NOISE.delay_bars), (1, 3), (6, 6)]:
         assert set(documented_ics(SMALL, h, d).values()) == {0.0}, (h, d)
     # a 3-bar return starting at t spans all three signals, each diluted by sqrt(3)
@@ -224,6 +231,9 @@ def test_documented_ics_follow_the_signal_layout():
     assert three["cs_ic"] == pytest.approx(math.hypot(v, c) / math.sqrt(3))
     assert three["gap_symbol_ic"] == pytest.approx(math.hypot(v, s) / math.sqrt(3))
     assert three["wick_symbol_ic"] == pytest.approx(math.sqrt(v**2 + c**2 + w**2) / math.sqrt(3))
+    symbols = planted_symbols(SMALL)
+    plus, minus = (next(s for s, g in symbols["gap"].items() if g == sign) for sign in (1, -1))
+    assert symbol_truth(SMALL, plus, 1, 1) == pytest.approx(s) and symbol_truth(SMALL, minus, 1, 1) == pytest.approx(n)
 
 
 def test_each_signal_moves_only_its_own_bar(panel):
@@ -1190,6 +1200,29 @@ def test_oos_predictions_score_each_validation_block(panel, evaluations):
     assert empty.predictions.is_empty() and empty.predictions.columns == pred.columns and empty.importance == {}
     tiny = [Fold(0, rows["ts"].unique().sort()[2].replace(tzinfo=None), folds[0].val_start, folds[0].val_end)]
     assert oos_predictions(rows, features, target, "Ridge", {}, tiny, 42).predictions.is_empty()  # < 50 rows
+
+
+def test_models_fit_before_the_holdout_report_it_and_may_refit_on_everything(panel, tmp_path):
+    from contracts.model_meta import load_model_meta
+    from ml.cv import make_holdout
+    from ml.training import ModelJob, train_and_write
+
+    holdout = make_holdout(panel["ts"], HoldoutConfig())
+    features = ["volume_z_20", "ret_1", "rvol_20"]
+    job = ModelJob("fwd_ret_5m", "CROSS_SECTIONAL", "Ridge", None, 1, 1, tuple(sorted(features)), "fwd_ret_5m", True)
+    kwargs = dict(
+        interval_minutes=5.0, params={}, cv=CVConfig(), holdout=holdout, evaluation=VENUE, seed=1,
+        provenance={"run_id": "t"},
+    )  # fmt: skip
+    pre = train_and_write(panel, features, job, tmp_path / "pre", **kwargs)
+    refit = train_and_write(panel, features, job, tmp_path / "all", refit_on_all_data=True, **kwargs)
+    assert (pre.fit_scope, refit.fit_scope) == ("pre_holdout", "all_data") and pre.research_only
+    assert pre.metrics.model_dump() == refit.metrics.model_dump()  # the holdout scored the pre-holdout fit
+    extra = pre.metrics.model_extra
+    assert extra["evaluated_on"] == "holdout" and extra["n_timestamps"] <= holdout.n_timestamps
+    assert extra["cv_mean_IC"] != pre.metrics.mean_IC and "cv_note" in extra
+    assert refit.n_rows_train > pre.n_rows_train and refit.model_checksum != pre.model_checksum
+    assert load_model_meta(tmp_path / "pre" / "model_meta.json").fit_scope == "pre_holdout"
 
 
 # --- 9. LightGBM family ----------------------------------------------------------------------------------
