@@ -7,9 +7,9 @@ import numpy as np
 import polars as pl
 
 from assets.resources import LakeResource
-from contracts.io import sha256_file
+from contracts.io import read_json, sha256_file
 from contracts.model_meta import load_model_meta
-from contracts.paths import MODEL_META
+from contracts.paths import MODEL_META, REPRODUCIBILITY
 from ml import run as steps
 from ml.bars import BarSchemaError, validate_bars
 from ml.features import build_features, max_lookback_bars
@@ -117,4 +117,34 @@ def checksums_match(manifest: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=not bad, metadata={"mismatches": "\n".join(bad) or "none"})
 
 
-ALL_CHECKS = [bars_schema, features_no_lookahead, targets_finite, feature_lists_match_training, checksums_match]
+@dg.asset_check(
+    asset="manifest",
+    blocking=True,
+    description="Every model was fitted before the run's holdout and reports its metrics on it",
+)
+def models_scored_on_the_holdout(manifest: dict) -> dg.AssetCheckResult:
+    run_dir = Path(manifest["run_dir"])
+    window = read_json(run_dir / "globals" / steps.HOLDOUT_JSON)
+    problems = []
+    for path in _run_metas(manifest):
+        meta = load_model_meta(path)
+        extra = meta.metrics.model_extra or {}
+        if extra.get("evaluated_on") != "holdout" or extra.get("holdout_start") != window["start"]:
+            problems.append(f"{path}: metrics are not the run's holdout figures ({extra.get('evaluated_on')})")
+        fitted_until = read_json(path.parent / REPRODUCIBILITY)["train_range"]["end"]
+        if meta.fit_scope == "pre_holdout" and fitted_until >= window["start"]:
+            problems.append(f"{path}: fitted on bars up to {fitted_until}, inside the holdout from {window['start']}")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"holdout": f"{window['start']} .. {window['end']}", "problems": "\n".join(problems[:20]) or "none"},
+    )
+
+
+ALL_CHECKS = [
+    bars_schema,
+    features_no_lookahead,
+    targets_finite,
+    feature_lists_match_training,
+    checksums_match,
+    models_scored_on_the_holdout,
+]

@@ -284,3 +284,17 @@ def test_rematerializing_models_alone_makes_a_complete_run_that_records_its_upst
     assert manifest.run_metadata["reused_from"].endswith(first.name)
     assert (new[0] / "globals" / "routing_decisions.json").is_file()
     assert all(e.status == "complete" for e in manifest.target_index.values())
+
+
+def test_the_holdout_asset_check_fails_a_model_scored_elsewhere(results_copy: Path) -> None:
+    from assets.checks import models_scored_on_the_holdout
+    from contracts.io import write_atomic_json
+
+    (run_dir,) = _run_dirs(results_copy)
+    assert models_scored_on_the_holdout({"run_dir": str(run_dir)}).passed
+    meta_path = next(run_dir.glob("targets/*/models/**/model_meta.json"))
+    doc = read_json(meta_path)
+    doc["metrics"]["evaluated_on"] = "cv"
+    write_atomic_json(meta_path, doc)
+    result = models_scored_on_the_holdout({"run_dir": str(run_dir)})
+    assert not result.passed and "not the run's holdout figures" in result.metadata["problems"].value
