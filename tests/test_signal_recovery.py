@@ -3,12 +3,17 @@ leak, and the holdout (which no decision read) measures the planted truth."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import polars as pl
 import pytest
 
 from contracts.io import read_json
 from ml import run as steps
 from ml.config import RunConfig
+from ml.cv import Holdout
 from ml.feature_store import update_features
 from ml.lake import table_dir, write_partitions
 from ml.synthetic import SyntheticMarketConfig, documented_ics, make_market
@@ -47,36 +52,52 @@ def _panel(cfg: RunConfig, results):
     return steps.load_panel(results, cfg)
 
 
+@dataclass
+class Developed:
+    """The pipeline's decisions on the development data of one market, in process (the assets call the same steps)."""
+
+    cfg: RunConfig
+    panel: pl.DataFrame
+    holdout: Holdout
+    evaluations: list
+    routes: dict
+    jobs: list
+    run_dir: Path
+
+    def train(self, job) -> dict:
+        """Fit one planned model before the holdout; its model_meta metrics (the holdout's)."""
+        record = steps.train_one(self.panel, job, self.run_dir, self.cfg, {"run_id": self.cfg.run_id}, self.holdout)
+        assert record["status"] == "trained", record
+        return read_json(self.run_dir / record["model_dir"] / "model_meta.json")["metrics"]
+
+
+def _develop(cfg: RunConfig, results: Path) -> Developed:
+    panel, features, _ = _panel(cfg, results)
+    holdout = steps.holdout_of(panel, cfg)
+    evaluations = steps.rank_targets(panel, features, cfg, holdout=holdout)
+    routes = steps.decide_routes(evaluations, cfg)
+    run_dir = results / "runs" / cfg.run_id / "r"
+    steps.write_holdout(run_dir, holdout)
+    selections = steps.select_features(panel, evaluations, cfg)
+    chosen = {t: {v: s["selected"] for v, s in views.items()} for t, views in selections.items()}
+    jobs = steps.plan_model_jobs(routes, chosen, cfg)
+    return Developed(cfg, panel, holdout, evaluations, routes, jobs, run_dir)
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> list[dict]:
     """Per seed: the ranking and routing on the development data, then the planted targets' models on the holdout."""
     out = []
     for seed in SEEDS:
-        cfg = _config(seed)
-        results = tmp_path_factory.mktemp(f"seed{seed}")
-        panel, features, _ = _panel(cfg, results)
-        holdout = steps.holdout_of(panel, cfg)
-        evaluations = steps.rank_targets(panel, features, cfg, holdout=holdout)
-        routes = steps.decide_routes(evaluations, cfg)
-        run_dir = results / "runs" / cfg.run_id / "r"
-        steps.write_holdout(run_dir, holdout)
-        selections = steps.select_features(panel, evaluations, cfg)
-        chosen = {t: {v: s["selected"] for v, s in views.items()} for t, views in selections.items()}
-        jobs = [
-            j for j in steps.plan_model_jobs(routes, chosen, cfg) if j.target in PLANTED and j.view == "CROSS_SECTIONAL"
-        ]
-        metrics = {}
-        for job in jobs:
-            record = steps.train_one(panel, job, run_dir, cfg, {"run_id": cfg.run_id}, holdout)
-            assert record["status"] == "trained", record
-            metrics[job.target] = read_json(run_dir / record["model_dir"] / "model_meta.json")["metrics"]
+        dev = _develop(_config(seed), tmp_path_factory.mktemp(f"seed{seed}"))
+        planted = [j for j in dev.jobs if j.target in PLANTED and j.view == "CROSS_SECTIONAL"]
         out.append(
             {
-                "cfg": cfg,
-                "evaluations": evaluations,
-                "routes": routes,
-                "holdout": holdout.describe(),
-                "holdout_metrics": metrics,
+                "cfg": dev.cfg,
+                "evaluations": dev.evaluations,
+                "routes": dev.routes,
+                "holdout": dev.holdout.describe(),
+                "holdout_metrics": {job.target: dev.train(job) for job in planted},
             }
         )
     return out
@@ -146,22 +167,11 @@ def _kept_models_on_a_market_without_signal(seed: int, tmp_path) -> list[tuple[f
         evaluation={"cost_bps": 0.0},
         routing={"cs_t_min": 1.0, "cs_ic_min": 0.0, "symbol_ic_min": 0.0, "symbol_t_min": 1.5, "frac_some": 0.0},
     )
-    panel, features, _ = _panel(cfg, tmp_path)
-    holdout = steps.holdout_of(panel, cfg)
-    evaluations = steps.rank_targets(panel, features, cfg, holdout=holdout)
-    routes = steps.decide_routes(evaluations, cfg)
-    run_dir = tmp_path / "runs" / cfg.run_id / "r"
-    steps.write_holdout(run_dir, holdout)
-    chosen = {
-        t: {v: s["selected"] for v, s in views.items()}
-        for t, views in steps.select_features(panel, evaluations, cfg).items()
-    }
-    by_target = {e.target: e for e in evaluations}
+    dev = _develop(cfg, tmp_path)
+    by_target = {e.target: e for e in dev.evaluations}
     out = []
-    for job in steps.plan_model_jobs(routes, chosen, cfg):
-        record = steps.train_one(panel, job, run_dir, cfg, {"run_id": cfg.run_id}, holdout)
-        assert record["status"] == "trained", record
-        m = read_json(run_dir / record["model_dir"] / "model_meta.json")["metrics"]
+    for job in dev.jobs:
+        m = dev.train(job)
         ev = by_target[job.target]
         if job.symbol is None:
             out.append((ev.cs["mean_IC"], m["mean_IC"], 1.0 / np.sqrt(m["n_timestamps"] * (cfg.market.n_symbols - 1))))
