@@ -144,13 +144,25 @@ def _cost_summary(gross: np.ndarray, turnover: np.ndarray, cfg: EvaluationConfig
 # --- cross-sectional ------------------------------------------------------------------------------------
 
 
+def _per_timestamp(S: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of the timestamps x symbols matrices: symbols with both values, IC, RankIC, IC defined."""
+    mask = ~np.isnan(S) & ~np.isnan(Y)
+    ic, defined = _row_corr(S, Y, mask)
+    ric, _ = _row_corr(rank_pct(np.where(mask, S, np.nan)), rank_pct(np.where(mask, Y, np.nan)), mask)
+    return mask.sum(axis=1).astype(np.int64), ic, ric, defined
+
+
+def _finite_rows(df: pl.DataFrame, columns: list[str], required: list[str]) -> pl.DataFrame:
+    df = df.select(list(dict.fromkeys(["ts", "symbol", *columns]))).drop_nulls(required)
+    return df.filter(pl.all_horizontal(pl.col(c).is_finite() for c in required))
+
+
 def per_timestamp_ic(df: pl.DataFrame, score: str = "score", target: str = "y") -> pl.DataFrame:
     """``ts, n, IC, RankIC, defined`` for each timestamp with at least 3 symbols holding a score and a target.
 
-    A timestamp whose scores or targets are all equal has ``defined = False`` and ``IC = RankIC = 0``.
+    A timestamp whose scores (or targets) are all equal has ``defined = False`` and ``IC = RankIC = 0``.
     """
-    df = df.select("ts", "symbol", score, target).drop_nulls([score, target])
-    df = df.filter(pl.col(score).is_finite() & pl.col(target).is_finite())
+    df = _finite_rows(df, [score, target], [score, target])
     if df.is_empty():
         return pl.DataFrame(
             schema={"ts": df.schema["ts"], "n": pl.Int64, "IC": pl.Float64, "RankIC": pl.Float64, "defined": pl.Boolean}
@@ -158,18 +170,13 @@ def per_timestamp_ic(df: pl.DataFrame, score: str = "score", target: str = "y") 
     t, s, n_t, n_s = _layout(df)
     S = _matrix(df[score].to_numpy().astype(float), t, s, (n_t, n_s))
     Y = _matrix(df[target].to_numpy().astype(float), t, s, (n_t, n_s))
-    mask = ~np.isnan(S) & ~np.isnan(Y)
-    n = mask.sum(axis=1)
-    ic, defined = _row_corr(S, Y, mask)
-    counts = n.astype(np.int64)
-    rs, ry = rank_pct(np.where(mask, S, np.nan), counts), rank_pct(np.where(mask, Y, np.nan), counts)
-    ric, _ = _row_corr(rs, ry, mask)
+    n, ic, ric, defined = _per_timestamp(S, Y)
     keep = n >= MIN_SYMBOLS_PER_TIMESTAMP
     grid = df["ts"].unique().sort()
     return pl.DataFrame(
         {
             "ts": grid.filter(pl.Series(keep)),
-            "n": counts[keep],
+            "n": n[keep],
             "IC": ic[keep],
             "RankIC": ric[keep],
             "defined": defined[keep],
@@ -215,7 +222,7 @@ def _quantile_weights(S: np.ndarray, R: np.ndarray, q: float) -> np.ndarray:
     """Per row: +1/k_long on the top ``q`` of symbols by score, -1/k_short on the bottom, 0 elsewhere."""
     mask = ~np.isnan(S) & ~np.isnan(R)
     n = mask.sum(axis=1)
-    pct = rank_pct(np.where(mask, S, np.nan), n.astype(np.int64))  # (rank - 1) / (n - 1), ties averaged
+    pct = rank_pct(np.where(mask, S, np.nan))  # (rank - 1) / (n - 1), ties averaged
     k = np.maximum(1, np.floor(n * q))
     rank = pct * np.maximum(n - 1, 1)[:, None] + 1.0
     long = mask & (rank > (n - k)[:, None])
@@ -242,9 +249,7 @@ def cross_sectional_metrics(
     be a return).
     """
     ret = ret or target
-    cols = list(dict.fromkeys(["ts", "symbol", score, target, ret]))
-    df = df.select(cols).drop_nulls([score, target])
-    df = df.filter(pl.col(score).is_finite() & pl.col(target).is_finite())
+    df = _finite_rows(df, [score, target, ret], [score, target])
     if df.is_empty():
         out: dict[str, float | None] = summarize_ic(np.array([]), np.array([]), horizon_bars)
         return {**out, "ic_coverage": 0.0, **_cost_summary(np.array([]), np.array([]), cfg)}
@@ -253,11 +258,7 @@ def cross_sectional_metrics(
     S = _matrix(df[score].to_numpy().astype(float), t, s, shape)
     Y = _matrix(df[target].to_numpy().astype(float), t, s, shape)
     R = _matrix(df[ret].fill_null(np.nan).to_numpy().astype(float), t, s, shape)
-    mask = ~np.isnan(S) & ~np.isnan(Y)
-    n = mask.sum(axis=1)
-    counts = n.astype(np.int64)
-    ic, defined = _row_corr(S, Y, mask)
-    ric, _ = _row_corr(rank_pct(np.where(mask, S, np.nan), counts), rank_pct(np.where(mask, Y, np.nan), counts), mask)
+    n, ic, ric, defined = _per_timestamp(S, Y)
     evaluated = n >= MIN_SYMBOLS_PER_TIMESTAMP
     rows = np.flatnonzero(evaluated)
     out = summarize_ic(ic[evaluated], ric[evaluated], horizon_bars, grid_rows=rows)

@@ -18,6 +18,7 @@ import polars as pl
 from contracts.families import canonical_family
 from ml.cv import CVConfig, Fold, bar_grid, walk_forward_folds
 from ml.families import get_family
+from ml.families.base import ModelFamily
 from ml.metrics import (
     DEFAULT_EVALUATION,
     EvaluationConfig,
@@ -39,6 +40,15 @@ class OOS:
 
     predictions: pl.DataFrame  # ts, symbol, y, ret, score, fold
     importance: dict[str, float]
+
+
+def score_rows(
+    fam: ModelFamily, model: Any, rows: pl.DataFrame, features: list[str], target: str, ret: str
+) -> pl.DataFrame:
+    """``ts, symbol, y, ret, score``: the model's scores of ``rows`` beside their target and forward return."""
+    return rows.select("ts", "symbol", pl.col(target).alias("y"), pl.col(ret).alias("ret")).with_columns(
+        pl.Series("score", fam.predict(model, rows.select(features).to_numpy()), dtype=pl.Float64)
+    )
 
 
 def oos_predictions(
@@ -70,9 +80,8 @@ def oos_predictions(
         if imp:
             importances.append(imp)
         parts.append(
-            va.select("ts", "symbol", pl.col(target).alias("y"), pl.col(ret).alias("ret")).with_columns(
-                pl.Series("score", fam.predict(model, va.select(features).to_numpy()), dtype=pl.Float64),
-                pl.lit(fold.index, dtype=pl.Int32).alias("fold"),
+            score_rows(fam, model, va, features, target, ret).with_columns(
+                pl.lit(fold.index, dtype=pl.Int32).alias("fold")
             )
         )
     importance = _average_importance(importances, features)

@@ -102,11 +102,20 @@ def write_holdout(run_dir: Path, holdout: Holdout) -> Path:
     return write_atomic_json(get_globals_dir(run_dir) / HOLDOUT_JSON, holdout.describe())
 
 
-def read_holdout(run_dir: Path, panel: pl.DataFrame, cfg: RunConfig) -> Holdout:
-    """The holdout the run's ranking recorded, on the panel's (possibly longer) grid; computed afresh if the run
-    recorded none."""
+def read_holdout(run_dir: Path, panel: pl.DataFrame) -> Holdout:
+    """The holdout the run's ranking recorded, on the panel's (possibly longer) grid.
+
+    Raises:
+        FileNotFoundError: the run's ranking recorded none (it ranked before holdouts existed, so it may have read
+            any bar): its models cannot be scored honestly; re-materialize ``target_ranking``.
+    """
     path = get_globals_dir(run_dir) / HOLDOUT_JSON
-    return holdout_from_record(panel["ts"], read_json(path)) if path.exists() else holdout_of(panel, cfg)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: the run's ranking recorded no holdout, so no bar is known to be unseen by its decisions; "
+            "re-materialize target_ranking"
+        )
+    return holdout_from_record(panel["ts"], read_json(path))
 
 
 # --- ranking ----------------------------------------------------------------------------------------
@@ -305,7 +314,7 @@ def train_one(
             interval_minutes=cfg.bar_interval_minutes,
             params=cfg.family_params.get(job.family, {}),
             cv=cfg.cv,
-            holdout=holdout or read_holdout(run_dir, panel, cfg),
+            holdout=holdout or read_holdout(run_dir, panel),
             evaluation=cfg.evaluation,
             seed=cfg.seed,
             provenance={**provenance, "data_end": panel["ts"].max().strftime("%Y-%m-%dT%H:%M:%SZ")},
@@ -328,7 +337,7 @@ def train_models(
 ) -> list[dict[str, Any]]:
     """Train every job in this process (the Dagster graph fans the same calls out per job)."""
     out = []
-    holdout = read_holdout(run_dir, panel, cfg)
+    holdout = read_holdout(run_dir, panel)
     for i, job in enumerate(jobs):
         out.append(train_one(panel, job, run_dir, cfg, provenance, holdout))
         if progress:

@@ -25,7 +25,7 @@ from contracts.paths import FINGERPRINTS, MODEL_META, REPRODUCIBILITY, get_model
 from ml.cv import CVConfig, Holdout, walk_forward_folds
 from ml.families import get_family
 from ml.metrics import EvaluationConfig, cross_sectional_metrics
-from ml.ranking import fold_scores, oos_predictions, symbol_metrics, training_rows
+from ml.ranking import fold_scores, oos_predictions, score_rows, symbol_metrics, training_rows
 from ml.targets import target_end_column
 
 PACKAGES = (
@@ -97,12 +97,6 @@ def _view_metrics(
     }
 
 
-def _predict(fam: Any, model: Any, rows: pl.DataFrame, features: list[str], target: str, ret: str) -> pl.DataFrame:
-    return rows.select("ts", "symbol", pl.col(target).alias("y"), pl.col(ret).alias("ret")).with_columns(
-        pl.Series("score", fam.predict(model, rows.select(features).to_numpy()), dtype=pl.Float64)
-    )
-
-
 def train_and_write(
     panel: pl.DataFrame,
     features: list[str],
@@ -144,7 +138,7 @@ def train_and_write(
     cv_scores = fold_scores(oos, job.horizon_bars, cross_sectional=job.view == "CROSS_SECTIONAL")
 
     model = fam.fit(development.select(features).to_numpy(), development[job.target].to_numpy(), features, p, seed)
-    metrics = _view_metrics(_predict(fam, model, held_out, features, job.target, ret), job, evaluation, grid)
+    metrics = _view_metrics(score_rows(fam, model, held_out, features, job.target, ret), job, evaluation, grid)
     window = holdout.describe()
     metrics.update(
         evaluated_on="holdout",
