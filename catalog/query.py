@@ -1,8 +1,12 @@
-"""Reading the catalog: read-only connections, SQL to polars/arrow, ready-made queries, a plain-text table.
+"""Reading the catalog: read-only, sandboxed connections, SQL to polars/arrow, ready-made queries, a plain-text
+table.
 
 A connection attaches ``RESULTS/catalog.duckdb`` read-only to a private in-memory DuckDB, so every new
 connection sees the newest catalog file (DuckDB would otherwise hand a process the snapshot it already has
-open) and never waits for, or blocks, an index run.
+open) and never waits for, or blocks, an index run. Then it is locked down: no file or network access
+(``enable_external_access = false``: no ``COPY … TO``, ``ATTACH``, ``read_csv``, ``glob``, ``INSTALL``), no
+extension auto-install or auto-load, and the configuration locked so a query cannot undo it. What a user's SQL
+or a selection policy can read is the catalog, nothing else on the machine.
 """
 
 from __future__ import annotations
@@ -28,14 +32,55 @@ def connect(results: str | Path) -> duckdb.DuckDBPyConnection:
     path = catalog_path(results)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no catalog; run `foxlake catalog index` first")
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         con.execute(f"attach '{_quote(str(path))}' as {ATTACH_NAME} (read_only)")
         con.execute(f"use {ATTACH_NAME}")
+        con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
     except BaseException:
         con.close()
         raise
     return con
+
+
+class CatalogQueryError(ValueError):
+    """A query the catalog refused or could not run; the message is DuckDB's first line (what and why)."""
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None) -> pa.Table:
+    try:
+        rel = con.sql(query, params=params)
+        if rel is None:
+            raise CatalogQueryError("the statement returns no rows; query the catalog with a SELECT")
+        return rel.to_arrow_table()
+    except duckdb.Error as exc:
+        raise CatalogQueryError(_first_line(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def single_select(query: str) -> str:
+    """``query`` if it is exactly one ``SELECT`` (or ``WITH … SELECT``) statement, parsed by DuckDB.
+
+    Raises:
+        CatalogQueryError: not SQL, several statements, or a statement of another kind (named).
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise CatalogQueryError(f"not a valid query: {_first_line(exc)}") from None
+    finally:
+        con.close()
+    if len(statements) != 1:
+        raise CatalogQueryError(f"a policy is one SELECT statement; got {len(statements)} statements")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise CatalogQueryError(f"a policy is one SELECT statement; got a {kind.name} statement")
+    return query
 
 
 def _quote(text: str) -> str:
@@ -46,7 +91,7 @@ def sql_arrow(results: str | Path, query: str, params: list | dict | None = None
     """Run ``query``; the result as a pyarrow Table."""
     con = connect(results)
     try:
-        return con.sql(query, params=params).to_arrow_table()
+        return _arrow(con, query, params)
     finally:
         con.close()
 

@@ -87,6 +87,31 @@ class CrossSectionalRanking(BaseModel):
 
 
 LEGACY_FLAGS = ("legacy_feature_order", "legacy_interval_unknown")
+
+
+def _check_numbers(value: Any, where: str) -> None:
+    """Every number in the document is finite, and no metric is a number written as a string ("NaN", "1e999"):
+    a NaN or an infinity sorts above every number and would win a ranking."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _violation(where or "<document>", "numbers", f"must be a finite number, got {value}")
+    if isinstance(value, str) and where.startswith("metrics.") and _looks_numeric(value):
+        raise _violation(where, "numbers", f"must be a JSON number, not the string {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_numbers(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_numbers(v, f"{where}[{i}]")
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 OHLCV_CHANNELS = ("open", "high", "low", "close", "volume", "vwap")
 
 
@@ -143,6 +168,7 @@ class ModelMeta(BaseModel):
             forged = [k for k in LEGACY_FLAGS if k in data]
             if forged:
                 raise _violation(forged[0], "schema", "is set by the reader of a legacy document, not by the JSON")
+            _check_numbers({k: v for k, v in data.items() if k != "interval_minutes"}, "")  # rule 3 checks it
         if isinstance(data, dict) and "feature_list" not in data and "features" in data:
             warnings.warn(
                 "model_meta uses the deprecated 'features' field; read as feature_list (contract 1.1)",

@@ -6,7 +6,9 @@ A policy is one of:
   elsewhere), validated by :class:`PolicyFile`; a YAML policy of the same name replaces the built-in one;
 * an **alias**: ``alias:champion`` (several: ``alias:champion,challenger``) resolves to the model directories
   the aliases point at now (``foxlake catalog alias set …``);
-* a literal ``select …`` / ``with …`` returning a ``model_dir`` column.
+* a literal ``select …`` / ``with …`` returning a ``model_dir`` column: exactly one SELECT statement (parsed by
+  DuckDB), run on the sandboxed read-only catalog connection (``catalog.query.connect``); every ``model_dir`` it
+  returns must be an indexed model.
 
 A policy query may use ``$interval_minutes`` (the live data's bar interval), so models trained on another
 interval are never chosen.
@@ -27,6 +29,8 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from catalog.query import single_select
 
 POLICIES_ENV = "FOXLAKE_POLICIES"
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parents[1] / "configs" / "policies.yaml"
@@ -77,9 +81,7 @@ class PolicySpec(BaseModel):
     @field_validator("sql")
     @classmethod
     def _is_select(cls, v: str) -> str:
-        if not v.lstrip().lower().startswith(("select", "with")):
-            raise ValueError("a policy is a SQL query starting with select or with")
-        return v
+        return single_select(v)  # one SELECT statement, parsed (not prefix-matched)
 
 
 class PolicyFile(BaseModel):
@@ -148,7 +150,7 @@ def policy_sql(name_or_sql: str) -> str:
     if name_or_sql in named:
         return named[name_or_sql]
     if name_or_sql.lstrip().lower().startswith(("select", "with")):
-        return name_or_sql
+        return single_select(name_or_sql)
     raise KeyError(
         f"unknown selection policy {name_or_sql!r}; named policies: {sorted(named)}, or alias:<name>, or a select"
     )

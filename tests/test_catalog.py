@@ -394,7 +394,7 @@ def test_metas_from_contract_versions_1_0_to_1_4_index(tmp_path: Path) -> None:
     assert str(dirs["1.0"].relative_to(root)) not in picked, "no policy picks a model of unknown interval"
     with warnings.catch_warnings(), pytest.raises(ModelLoadError, match="interval_minutes: unknown"):
         warnings.simplefilter("ignore")
-        load_model(dirs["1.0"], interval_minutes=5.0)
+        load_model(root, dirs["1.0"], interval_minutes=5.0)
     assert rows["1.1"]["feature_list"] == ["a", "b"] and rows["1.1"]["legacy_features"] is False
     assert rows["1.1"]["checksum_ok"] is True and rows["1.1"]["input_mode"] == "features"
     assert rows["1.2"]["symbol"] == "AAA" and rows["1.2"]["view"] == "SYMBOL_SPECIFIC"

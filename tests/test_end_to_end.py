@@ -138,21 +138,24 @@ def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: 
     assert len(model.predict(X)) == live_rows.height
 
 
-def test_checksum_mismatch_is_refused_in_strict_mode_and_flagged_in_the_catalog(results_copy: Path) -> None:
+def test_a_tampered_model_file_is_refused_in_every_mode_and_flagged_in_the_catalog(results_copy: Path) -> None:
     from catalog import build_catalog, sql
     from live.loader import ModelLoadError, load_model
 
     meta_path = sorted(results_copy.glob("runs/**/view=CROSS_SECTIONAL/family=LightGBM/model_meta.json"))[0]
     model_file = meta_path.parent / load_model_meta(meta_path).model_file
     model_file.write_text(model_file.read_text() + "\n# tampered\n")
-    with pytest.raises(ModelLoadError, match="does not match"):
-        load_model(meta_path.parent, strict=True, interval_minutes=5.0)
-    assert load_model(meta_path.parent, strict=False, interval_minutes=5.0).checksum_status == "mismatch"
+    for strict in (True, False):  # the catalog hashed other bytes
+        with pytest.raises(ModelLoadError, match="bytes differ from the catalog's checksum"):
+            load_model(results_copy, meta_path.parent, strict=strict, interval_minutes=5.0)
     build_catalog(results_copy)
     rel = meta_path.parent.relative_to(results_copy).as_posix()
     flags = sql(results_copy, "select model_dir, checksum_ok from models")
     assert flags.filter(flags["model_dir"] == rel)["checksum_ok"].to_list() == [False]
     assert flags["checksum_ok"].sum() == flags.height - 1
+    for strict in (True, False):  # indexed as it is now: it still is not the model its meta describes
+        with pytest.raises(ModelLoadError, match="does not match model_meta's model_checksum"):
+            load_model(results_copy, meta_path.parent, strict=strict, interval_minutes=5.0)
     # the default policy never selects a model whose checksum is wrong
     assert rel not in sql(results_copy, "select model_dir from best_models")["model_dir"].to_list()
 
@@ -162,12 +165,13 @@ def test_interval_mismatch_is_refused(pipeline_results: Path) -> None:
 
     meta_path = next(pipeline_results.glob("runs/**/model_meta.json"))
     with pytest.raises(ModelLoadError, match="1440.0-minute"):
-        load_model(meta_path.parent, interval_minutes=1440.0)
+        load_model(pipeline_results, meta_path.parent, interval_minutes=1440.0)
     with pytest.raises(ModelLoadError, match="interval_minutes is required"):
-        load_model(meta_path.parent, interval_minutes=None)  # no way to skip the check
+        load_model(pipeline_results, meta_path.parent, interval_minutes=None)  # no way to skip the check
 
 
 def test_a_model_that_takes_another_number_of_features_than_its_feature_list_is_refused(results_copy: Path) -> None:
+    from catalog import build_catalog
     from contracts.io import write_atomic_json
     from live.loader import ModelLoadError, load_model
 
@@ -176,8 +180,11 @@ def test_a_model_that_takes_another_number_of_features_than_its_feature_list_is_
     n = doc["n_features"]
     doc["feature_list"], doc["n_features"] = doc["feature_list"][:-1], n - 1
     write_atomic_json(meta_path, doc)
+    with pytest.raises(ModelLoadError, match="changed since it was indexed"):
+        load_model(results_copy, meta_path.parent, interval_minutes=5.0)
+    build_catalog(results_copy)  # indexed as it is now: the model itself still takes n features
     with pytest.raises(ModelLoadError, match=f"takes {n} features but model_meta.feature_list names {n - 1}"):
-        load_model(meta_path.parent, interval_minutes=5.0)
+        load_model(results_copy, meta_path.parent, interval_minutes=5.0)
 
 
 def test_daily_bars_in_a_5_minute_lake_are_refused_at_live_load(results_copy: Path) -> None:

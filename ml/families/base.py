@@ -37,9 +37,14 @@ class ModelFamily(ABC):
     def save(self, model: Any, path: Path) -> None:
         """Write the model to ``path`` in the native format."""
 
-    @abstractmethod
     def load(self, path: Path) -> Any:
-        """Read a model written by :meth:`save` (its checksum has been verified by the caller)."""
+        """Read a model written by :meth:`save` (training and tests; live trading loads verified bytes)."""
+        return self.load_bytes(Path(path).read_bytes())
+
+    @abstractmethod
+    def load_bytes(self, data: bytes) -> Any:
+        """A model from the bytes of a file :meth:`save` wrote. Live trading hashes the bytes it read once, checks
+        them against the catalog, and loads exactly those: what was verified is what runs."""
 
     def importance(self, model: Any, feature_names: list[str]) -> dict[str, float]:
         """Feature importance normalised to sum to 1 (empty when the family has none)."""

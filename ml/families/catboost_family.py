@@ -42,8 +42,8 @@ class CatBoostFamily(ModelFamily):
     def save(self, model: CatBoostRegressor, path: Path) -> None:
         model.save_model(str(path), format="cbm")
 
-    def load(self, path: Path) -> CatBoostRegressor:
-        return CatBoostRegressor().load_model(str(path), format="cbm")
+    def load_bytes(self, data: bytes) -> CatBoostRegressor:
+        return CatBoostRegressor().load_model(blob=data)
 
     def n_features(self, model: CatBoostRegressor) -> int:
         return len(model.feature_names_)

@@ -44,8 +44,8 @@ class LightGBMFamily(ModelFamily):
     def save(self, model: lgb.Booster, path: Path) -> None:
         model.save_model(str(path))
 
-    def load(self, path: Path) -> lgb.Booster:
-        return lgb.Booster(model_file=str(path))
+    def load_bytes(self, data: bytes) -> lgb.Booster:
+        return lgb.Booster(model_str=data.decode("utf-8"))
 
     def n_features(self, model: lgb.Booster) -> int:
         return int(model.num_feature())

@@ -5,6 +5,7 @@ covers (no separate, unverified pickles).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ class _LinearFamily(ModelFamily):
     def save(self, model: Pipeline, path: Path) -> None:
         joblib.dump(model, path, compress=3)
 
-    def load(self, path: Path) -> Pipeline:
-        return joblib.load(path)
+    def load_bytes(self, data: bytes) -> Pipeline:
+        return joblib.load(io.BytesIO(data))
 
     def n_features(self, model: Pipeline) -> int:
         return int(model.n_features_in_)

@@ -11,6 +11,7 @@ the **de-standardised** score (``net(x) * y_std + y_mean``), i.e. in the target'
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -195,8 +196,8 @@ class MLPFamily(ModelFamily):
     def save(self, model: MLPModel, path: Path) -> None:
         torch.save(model.to_state(), str(path))
 
-    def load(self, path: Path) -> MLPModel:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    def load_bytes(self, data: bytes) -> MLPModel:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         return MLPModel.from_state(state)
 
     def n_features(self, model: MLPModel) -> int:

@@ -53,9 +53,9 @@ class XGBoostFamily(ModelFamily):
     def save(self, model: xgb.Booster, path: Path) -> None:
         model.save_model(str(path))
 
-    def load(self, path: Path) -> xgb.Booster:
+    def load_bytes(self, data: bytes) -> xgb.Booster:
         booster = xgb.Booster()
-        booster.load_model(str(path))
+        booster.load_model(bytearray(data))
         return booster
 
     def n_features(self, model: xgb.Booster) -> int:
