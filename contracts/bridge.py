@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EngineStatus = Literal["running", "paused", "stopped", "error"]
 EngineStage = Literal["idle", "prediction", "blending", "arbitration", "gating", "sizing", "risk", "execution"]
@@ -45,9 +45,9 @@ class EngineState(BaseModel):
     status: EngineStatus
     current_stage: EngineStage
     last_cycle: str | None
-    uptime_seconds: float
-    cycle_count: int = 0
-    symbols_active: int = 0
+    uptime_seconds: float = Field(ge=0, allow_inf_nan=False)
+    cycle_count: int = Field(0, ge=0)
+    symbols_active: int = Field(0, ge=0)
 
 
 class Position(BaseModel):

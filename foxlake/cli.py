@@ -170,11 +170,20 @@ def cmd_live_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def cmd_bridge_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge.app import create_app
 
+    if args.host not in LOOPBACK_HOSTS:
+        print(
+            f"foxlake: WARNING: the bridge listens on {args.host}, beyond this machine: anyone who can reach "
+            f"port {args.port} reads the engine's state. Bind 127.0.0.1 (the default) unless you mean it.",
+            file=sys.stderr,
+        )
     uvicorn.run(create_app(_results(args)), host=args.host, port=args.port, log_level="info")
     return 0
 

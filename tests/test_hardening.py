@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog import build_catalog, sql
 from contracts.io import read_json, write_atomic_json
 from foxlake.cli import main
 from live.loader import ModelLoadError, load_model, load_selected
+from tests.conftest import REPO, free_port, wait_for_http
 
 
 class _Payload:
@@ -147,3 +152,94 @@ def test_non_finite_metrics_are_rejected_and_never_win(results_copy: Path, raw: 
     expected = "NaN is not valid JSON" if raw == "NaN" else field
     assert row.height == 1 and expected in row["reason"][0], rejected.to_dicts()
     assert rel not in set(sql(results_copy, "select model_dir from models")["model_dir"])
+
+
+# --- the bridge fails soft -------------------------------------------------------------------------------------
+
+_BROKEN_STATES = {
+    "truncated": b'{"status": "running", "current_st',
+    "binary": bytes(range(256)),
+    "a list": b"[]",
+    "unknown status": b'{"status": "dancing", "current_stage": "idle", "last_cycle": null, "uptime_seconds": 1}',
+    "negative count": b'{"status": "running", "current_stage": "idle", "last_cycle": null, "uptime_seconds": 1, '
+    b'"cycle_count": -5}',
+    "not a number": b'{"status": "running", "current_stage": "idle", "last_cycle": null, "uptime_seconds": "x"}',
+    "empty": b"",
+}
+
+
+def _client(results: Path):
+    from fastapi.testclient import TestClient
+
+    from bridge.app import create_app
+
+    return TestClient(create_app(results))
+
+
+@pytest.mark.parametrize("name", [*_BROKEN_STATES, "a directory"])
+def test_the_bridge_answers_a_broken_state_file_with_503_and_a_reason(tmp_path: Path, name: str) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    if name == "a directory":
+        (live / "state.json").mkdir()
+    else:
+        (live / "state.json").write_bytes(_BROKEN_STATES[name])
+    response = _client(tmp_path).get("/api/state")
+    assert response.status_code == 503, response.text
+    reason = response.json()["detail"]
+    assert reason.startswith("engine state ") and str(tmp_path) not in reason
+
+
+def test_health_names_no_path(tmp_path: Path) -> None:
+    body = _client(tmp_path).get("/health").json()
+    assert body == {"status": "ok"} and str(tmp_path) not in json.dumps(body)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_state_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(["running", "paused", "stopped", "error", "dancing"]) | _json_values,
+        "current_stage": st.sampled_from(["idle", "risk", "nowhere"]) | _json_values,
+        "last_cycle": st.none() | st.text(max_size=30),
+        "uptime_seconds": st.floats() | st.integers() | _json_values,
+        "cycle_count": st.integers() | _json_values,
+        "symbols_active": st.integers() | _json_values,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.one_of(_state_docs.map(lambda d: json.dumps(d).encode()), _json_values.map(
+    lambda v: json.dumps(v).encode()), st.binary(max_size=64)))  # fmt: skip
+def test_random_state_files_never_give_a_server_error_other_than_503(tmp_path_factory, payload: bytes) -> None:
+    results = tmp_path_factory.mktemp("bridge")
+    (results / "live").mkdir()
+    (results / "live" / "state.json").write_bytes(payload)
+    response = _client(results).get("/api/state")
+    assert response.status_code in (200, 503), (payload, response.status_code, response.text)
+    if response.status_code == 200:
+        from contracts.bridge import EngineState
+
+        EngineState.model_validate(response.json())
+
+
+def test_a_non_loopback_bind_warns(tmp_path: Path, cli_env: dict) -> None:
+    port = free_port()
+    log = tmp_path / "bridge.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "foxlake.cli", "--results", str(tmp_path), "bridge", "serve", "--host", "0.0.0.0",
+             "--port", str(port)],
+            env=cli_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", server, timeout_s=30, log=log)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    assert "WARNING: the bridge listens on 0.0.0.0, beyond this machine" in log.read_text()
