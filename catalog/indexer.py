@@ -138,17 +138,41 @@ def _sig(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
+SPOOL_PREFIX = "foxlake-catalog-"
+"""Worker spool directories are ``<shm or temp>/foxlake-catalog-<pid of the writer>-<random>``."""
+
+
 def _cleanup(root: Path) -> None:
-    """Remove temp catalogs a crashed writer left behind (we hold the lock: no other writer is running), and
-    worker spool directories older than an hour (a writer of another RESULTS may be using a recent one)."""
+    """At the start of every index: remove the temp catalogs a crashed writer left behind (we hold the lock: no
+    other writer of this RESULTS is running), and every worker spool directory whose writer process is gone (a
+    spool of a live writer, e.g. of another RESULTS, stays)."""
     for p in root.glob(".catalog.*.duckdb*"):
         with contextlib.suppress(OSError):
             p.unlink()
-    for base in ("/dev/shm", tempfile.gettempdir()):
-        for p in Path(base).glob("foxlake-catalog-*"):
-            with contextlib.suppress(OSError):
-                if time.time() - p.stat().st_mtime > 3600:
-                    shutil.rmtree(p, ignore_errors=True)
+    for base in _spool_bases():
+        for p in Path(base).glob(f"{SPOOL_PREFIX}*"):
+            if not _writer_alive(p.name[len(SPOOL_PREFIX) :].split("-", 1)[0]):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _writer_alive(pid_text: str) -> bool:
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False  # not named by a writer's pid: nobody owns it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def _spool_bases() -> list[str]:
+    shm = "/dev/shm"
+    bases = [shm] if os.path.isdir(shm) and os.access(shm, os.W_OK) else []
+    return [*bases, tempfile.gettempdir()]
 
 
 def index_locked(root: Path, *, full: bool = False, verify: bool = False, workers: int | None = None) -> IndexReport:
@@ -156,6 +180,7 @@ def index_locked(root: Path, *, full: bool = False, verify: bool = False, worker
     from catalog.aliases import ALIAS_FILE
 
     t0 = time.perf_counter()
+    _cleanup(root)  # what a crashed writer left, at every start (not only before a write)
     ref_ns = fs_now_ns()
     cat = catalog_path(root)
     state_path = root / STATE_FILE
@@ -292,7 +317,6 @@ def _save_state(root: Path, snap: Snapshot, alias_sig, counts: dict, report: Ind
 
 
 def _full_build(root: Path, ref_ns: int, alias_sig, workers: int | None, report: IndexReport, t0: float) -> IndexReport:
-    _cleanup(root)
     listing = Listing()
     if (root / "runs").is_dir():
         walk(str(root), "runs", listing, delegate=is_models_dir)
@@ -320,7 +344,6 @@ def _incremental(
     root: Path, snap: Snapshot, delta: Delta, ref_ns: int, alias_sig, aliases_changed: bool,
     workers: int | None, report: IndexReport, t0: float,
 ) -> IndexReport:  # fmt: skip
-    _cleanup(root)
     cat = catalog_path(root)
     now = datetime.now(UTC).replace(tzinfo=None)
     sroot = str(root)
@@ -492,10 +515,9 @@ def _stop_pool(pool) -> None:
 
 
 def _spool_dir() -> str:
-    """Where workers leave their Arrow tables for the writer (memory-backed when the system has one)."""
-    shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="foxlake-catalog-", dir=base)
+    """Where workers leave their Arrow tables for the writer (memory-backed when the system has one), named by the
+    writer's pid so that the next index anywhere removes it if this process dies (:func:`_cleanup`)."""
+    return tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=_spool_bases()[0])
 
 
 def run_job(job: tuple) -> dict:
