@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,9 +29,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     from foxlake.pipeline import materialize_all
+    from foxlake.run_guard import RunGuardConfig
 
-    out = materialize_all(_results(args), args.config, args.select or None)
+    guard = RunGuardConfig(wait_limit_seconds=args.pool_wait_seconds)
+    out = materialize_all(_results(args), args.config, args.select or None, guard)
     print(f"Dagster run {out['run_id']}: materialized {', '.join(out['assets'])} in {out['seconds']:.1f}s")
+    return 0
+
+
+def cmd_runs_free(args: argparse.Namespace) -> int:
+    from foxlake.dagster_env import instance
+    from foxlake.run_guard import free_run
+
+    free_run(instance(), args.run_id)
+    print(f"run {args.run_id}: marked failed (if it had not ended) and its pool slots freed")
     return 0
 
 
@@ -208,7 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("materialize", help="materialize assets through Dagster")
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--select", nargs="*", help="asset names (default: all)")
+    p.add_argument(
+        "--pool-wait-seconds",
+        type=float,
+        default=600.0,
+        help="give up after waiting this long for a pool slot a live run holds (slots of dead runs are freed)",
+    )
     p.set_defaults(fn=cmd_materialize)
+    runs = sub.add_parser("runs", help="Dagster runs of this instance").add_subparsers(dest="runs_cmd", required=True)
+    p = runs.add_parser("free", help="mark a run whose process is gone failed and free its pool slots")
+    p.add_argument("run_id")
+    p.set_defaults(fn=cmd_runs_free)
 
     cat = sub.add_parser("catalog", help="the DuckDB catalog").add_subparsers(dest="catalog_cmd", required=True)
     p = cat.add_parser("index", help="bring RESULTS/catalog.duckdb up to date with the files (incremental)")
@@ -308,6 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"foxlake: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, RuntimeError) as exc:
+        from foxlake.run_guard import PoolWaitTimeout
+
+        if not isinstance(exc, KeyboardInterrupt | PoolWaitTimeout):
+            raise
+        # a guarded run stopped: its run is marked failed and its slots freed; a worker thread may still be
+        # blocked inside Dagster, so leave at once instead of waiting for it at interpreter shutdown
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        print(f"foxlake: {'stopped' if interrupted else 'error'}: {exc or 'interrupted'}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130 if interrupted else 2)
 
 
 if __name__ == "__main__":
