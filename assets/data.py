@@ -7,7 +7,7 @@ from ml.bars import validate_bars
 from ml.feature_store import update_features
 from ml.ingest import ingest_landing
 from ml.lake import partitions, read_table, table_dir, write_partitions
-from ml.synthetic import make_market
+from ml.synthetic import make_market, split_history
 
 
 @dg.asset(group_name="lake", kinds={"parquet", "polars"})
@@ -17,8 +17,8 @@ def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dic
     interval = cfg.bar_interval_minutes
     directory = table_dir(lake.results(), "bars", interval)
     if cfg.data_source == "synthetic":
-        df = validate_bars(make_market(cfg.market), source="synthetic market")
-        written = write_partitions(df, directory)
+        history, _live = split_history(make_market(cfg.market), cfg.market)  # the feed lands the live bars
+        written = write_partitions(validate_bars(history, source="synthetic market"), directory)
         note = f"synthetic market, seed {cfg.market.seed}"
     else:
         report = ingest_landing(lake.results(), interval_minutes=interval)

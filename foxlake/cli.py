@@ -159,26 +159,141 @@ def cmd_catalog_alias_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_live_replay(args: argparse.Namespace) -> int:
-    from live.policies import DEFAULT_POLICY
-    from live.replay import replay
+def _interval(args: argparse.Namespace) -> float:
+    if getattr(args, "interval_minutes", None):
+        return float(args.interval_minutes)
+    from ml.config import load_run_config
 
-    interval = args.interval_minutes
-    if interval is None:
-        from ml.config import load_run_config
+    return load_run_config(args.config).bar_interval_minutes
 
-        interval = load_run_config(args.config).bar_interval_minutes
-    policy = args.policy or DEFAULT_POLICY
-    summary = replay(_results(args), args.bars, interval_minutes=interval, policy=policy, strict=args.strict)
+
+def _ts(text: str | None):
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def cmd_live_run(args: argparse.Namespace) -> int:
+    from live.config import load_engine_config
+    from live.report import format_report, report
+    from live.runner import run_live
+
+    cfg = load_engine_config(
+        args.config,
+        account=args.account,
+        policy=args.policy,
+        allow_in_sample=args.allow_in_sample or None,
+        strict=args.strict or None,
+    )
+    interval = _interval(args)
+    summary = run_live(
+        _results(args),
+        cfg,
+        interval_minutes=interval,
+        start=_ts(args.start),
+        until=_ts(args.until),
+        max_cycles=args.max_cycles,
+        follow_lake=args.follow,
+        poll_seconds=args.poll_seconds,
+        idle_exit_seconds=args.idle_exit_seconds,
+    )
     if args.json:
-        print(json.dumps(summary.to_dict(), default=str, sort_keys=True))
-    else:
         print(
-            f"replayed {summary.cycles} bar(s) {summary.first_ts} → {summary.last_ts} on {summary.symbols} symbols\n"
-            f"models loaded: {summary.models_loaded} ({', '.join(summary.models)})\n"
-            f"models refused: {len(summary.models_refused)}\n"
-            f"predictions: {summary.predictions}, incomplete inputs: {summary.incomplete_inputs}"
+            json.dumps(
+                {"run": summary.to_dict(), "report": report(_results(args), cfg.account, interval)},
+                default=str,
+                sort_keys=True,
+            )
         )
+        return 0
+    label = " (IN-SAMPLE: the models saw these bars)" if summary.in_sample_cycles else ""
+    resumed = f", resumed after {summary.resumed_after}" if summary.resumed_after else ""
+    print(f"traded {summary.cycles} bar(s) {summary.first_ts} .. {summary.last_ts}{resumed}{label}")
+    print(
+        f"models: {len(summary.models)} traded, {len(summary.models_skipped)} not tradable here, "
+        f"{len(summary.models_refused)} refused; first out-of-sample bar after {summary.first_tradable}"
+    )
+    print(format_report(report(_results(args), cfg.account, interval)))
+    return 0
+
+
+def cmd_live_control(args: argparse.Namespace) -> int:
+    from live.ledger.writer import append_command
+
+    cid = append_command(_results(args), args.account, args.command, args.reason)
+    print(f"command {cid}: {args.command} queued for account {args.account}; the engine applies it at its next cycle")
+    return 0
+
+
+def cmd_live_status(args: argparse.Namespace) -> int:
+    from live.ledger.reader import LedgerReader
+
+    with LedgerReader(_results(args), args.account) as led:
+        last = led.one(
+            "select c.cycle_id, c.ts, c.trading_state, c.paused, c.in_sample, e.equity, e.cash, e.gross_frac, "
+            "e.net_frac from cycles c join equity e using (cycle_id) order by c.cycle_id desc limit 1"
+        )
+        positions = led.frame("select symbol, qty from positions order by symbol")
+        commands = led.frame("select command_id, command, reason, applied_cycle, result from commands order by 1")
+        state = (
+            json.loads(led.one("select state_json from cycles order by cycle_id desc limit 1")["state_json"])
+            if last
+            else None
+        )
+    out = {
+        "last_cycle": last,
+        "positions": positions.to_dicts(),
+        "commands": commands.to_dicts(),
+        "kill_reason": state["risk"]["kill_reason"] if state else None,
+    }
+    if args.json:
+        print(json.dumps(out, default=str, sort_keys=True))
+        return 0
+    if last is None:
+        print(f"account {args.account}: no cycle yet")
+        return 0
+    print(
+        f"account {args.account}: cycle {last['cycle_id']} at {last['ts']}, state {last['trading_state']}"
+        f"{' (paused)' if last['paused'] else ''}, equity {last['equity']:,.2f}, cash {last['cash']:,.2f}, "
+        f"gross {last['gross_frac']:.3f}, net {last['net_frac']:+.3f}"
+    )
+    if out["kill_reason"]:
+        print(f"kill switch: {out['kill_reason']}")
+    print(
+        f"{positions.height} position(s): " + ", ".join(f"{r['symbol']} {r['qty']:+.0f}" for r in positions.to_dicts())
+    )
+    for c in commands.to_dicts():
+        print(
+            f"command {c['command_id']} {c['command']} ({c['reason']}): "
+            + (f"applied at cycle {c['applied_cycle']}: {c['result']}" if c["applied_cycle"] else "pending")
+        )
+    return 0
+
+
+def cmd_live_report(args: argparse.Namespace) -> int:
+    from live.report import format_report, report
+
+    rep = report(_results(args), args.account, _interval(args))
+    print(json.dumps(rep, default=str, sort_keys=True) if args.json else format_report(rep))
+    return 0
+
+
+def cmd_market_play(args: argparse.Namespace) -> int:
+    from live.feed import play
+    from ml.config import load_run_config
+
+    rep = play(
+        _results(args),
+        load_run_config(args.config),
+        n_bars=args.bars,
+        seconds_per_bar=args.seconds_per_bar,
+        batch=args.batch,
+        on_bar=(lambda ts: print(f"landed {ts}", flush=True)) if args.verbose else None,
+    )
+    print(f"landed {rep.landed} bar timestamp(s) {rep.first_ts} .. {rep.last_ts}; {rep.remaining} left to play")
     return 0
 
 
@@ -297,18 +412,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_catalog_alias_show)
 
     live = sub.add_parser("live", help="live trading").add_subparsers(dest="live_cmd", required=True)
-    p = live.add_parser("replay", help="replay the last N bars through the live path")
-    p.add_argument("--bars", type=int, default=50)
+    p = live.add_parser("run", help="paper-trade the lake's bars out of sample (replay, or --follow); resumable")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="run config; its live: section configures the engine")
+    p.add_argument("--account", default=None, help="ledger folder RESULTS/live/<account> (default: the config's)")
     p.add_argument(
         "--policy",
         default=None,
         help="named policy (default holdout_per_family; configs/policies.yaml), alias:NAME, or a SQL select",
     )
     p.add_argument("--interval-minutes", type=float, default=None, help="live bar interval (default: the config's)")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
-    p.add_argument("--strict", action="store_true", help="refuse models whose checksum is missing or wrong")
+    p.add_argument("--start", default=None, help="first bar to trade (ISO, UTC; default: the first out-of-sample bar)")
+    p.add_argument("--until", default=None, help="last bar to trade (ISO, UTC)")
+    p.add_argument("--max-cycles", type=int, default=None)
+    p.add_argument("--follow", action="store_true", help="after the lake's bars, trade new ones as they land")
+    p.add_argument("--poll-seconds", type=float, default=1.0, help="--follow: how often to look for new bars")
+    p.add_argument("--idle-exit-seconds", type=float, default=30.0, help="--follow: stop after this long without a bar")
+    p.add_argument("--allow-in-sample", action="store_true", help="debugging: trade bars the models saw (labelled)")
+    p.add_argument("--strict", action="store_true", help="refuse models whose meta recorded no checksum")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(fn=cmd_live_replay)
+    p.set_defaults(fn=cmd_live_run)
+    p = live.add_parser("control", help="pause, resume, kill or reset an engine (applied at its next cycle)")
+    p.add_argument("command", choices=["pause", "resume", "kill", "reset"])
+    p.add_argument("--reason", required=True)
+    p.add_argument("--account", default="paper")
+    p.set_defaults(fn=cmd_live_control)
+    p = live.add_parser("status", help="the last cycle, positions and commands of an account")
+    p.add_argument("--account", default="paper")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_live_status)
+    p = live.add_parser("report", help="net P&L, Sharpe, drawdown, turnover, fees, realised IC beside holdout IC")
+    p.add_argument("--account", default="paper")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--interval-minutes", type=float, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_live_report)
+
+    mk = sub.add_parser("market", help="the synthetic market feed").add_subparsers(dest="market_cmd", required=True)
+    p = mk.add_parser("play", help="land the synthetic market's live bars in the lake, one timestamp at a time")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--bars", type=int, default=None, help="how many bar timestamps (default: all that remain)")
+    p.add_argument("--seconds-per-bar", type=float, default=0.0, help="pace (0: as fast as ingest goes)")
+    p.add_argument("--batch", action="store_true", help="land them as one file (fastest)")
+    p.add_argument("--verbose", action="store_true", help="print every timestamp landed")
+    p.set_defaults(fn=cmd_market_play)
 
     br = sub.add_parser("bridge", help="dashboard bridge").add_subparsers(dest="bridge_cmd", required=True)
     p = br.add_parser("serve", help="serve the bridge with uvicorn on 127.0.0.1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -11,7 +12,11 @@ import polars as pl
 from catalog import format_table, sql
 from foxlake.pipeline import materialize_all
 from foxlake.progress_view import ProgressView
-from live.replay import replay
+from live.config import load_engine_config
+from live.feed import play, rewind
+from live.ledger.schema import ledger_dir
+from live.report import format_report, report
+from live.runner import run_live
 from ml.config import RunConfig, load_run_config
 from ml.synthetic import documented_ics, symbol_truth
 
@@ -20,7 +25,10 @@ def run_demo(results: Path, config_path: str) -> int:
     cfg = load_run_config(config_path)
     t0 = time.perf_counter()
     print(f"foxlake demo — RESULTS at {results}")
-    print(f"[1/2] materializing the asset graph through Dagster ({config_path}) …", flush=True)
+    # the story starts over: the lake holds only the history, the paper account is new
+    rewind(results, cfg)
+    shutil.rmtree(ledger_dir(results, load_engine_config(config_path).account), ignore_errors=True)
+    print(f"[1/3] materializing the asset graph through Dagster ({config_path}) …", flush=True)
     with ProgressView(results):
         out = materialize_all(results, config_path)
     print(f"      Dagster run {out['run_id']}: {', '.join(out['assets'])} in {out['seconds']:.1f}s")
@@ -32,9 +40,19 @@ def run_demo(results: Path, config_path: str) -> int:
     print(
         f"      catalog: {counts['runs'][0]} run(s), {counts['models'][0]} model(s), {counts['rejected'][0]} rejected"
     )
-    print("[2/2] live replay of the last 50 bars (models chosen by SQL over the catalog) …", flush=True)
-    summary = replay(results, 50, interval_minutes=cfg.bar_interval_minutes)
-    print(f"      {summary.models_loaded} model(s), {summary.cycles} cycles, {summary.predictions} predictions")
+    print(
+        f"[2/3] the market feed lands the {cfg.market.live_bars} bars after the history (foxlake market play) …",
+        flush=True,
+    )
+    fed = play(results, cfg, batch=True)
+    print(f"      landed {fed.landed} bar timestamps {fed.first_ts} .. {fed.last_ts}")
+    engine_cfg = load_engine_config(config_path)
+    print("[3/3] paper trading them, out of sample, through the full engine cycle (foxlake live run) …", flush=True)
+    summary = run_live(results, engine_cfg, interval_minutes=cfg.bar_interval_minutes)
+    print(
+        f"      {len(summary.models)} model(s) traded ({len(summary.models_skipped)} not tradable at a "
+        f"{engine_cfg.holding_bars}-bar holding), {summary.cycles} cycles from {summary.first_ts}"
+    )
     elapsed = time.perf_counter() - t0
 
     newest = sql(results, "select run_dir, manifest_json from runs order by timestamp desc limit 1")
@@ -66,6 +84,8 @@ def run_demo(results: Path, config_path: str) -> int:
         f"\nHoldout: {holdout['start']} .. {holdout['end']} ({holdout['n_timestamps']} bar timestamps); "
         f"costs {cfg.evaluation.cost_bps} bp one way on two-way turnover."
     )
+    print("\nPaper trading on the bars after training (live realised; ledger " + summary.ledger + "):")
+    print(format_report(report(results, engine_cfg.account, cfg.bar_interval_minutes)))
     print(f"\nPipeline finished in {elapsed:.1f}s.")
     print(f"""
 Where to look:
@@ -73,7 +93,9 @@ Where to look:
   catalog           {results / "catalog.duckdb"}
                     foxlake catalog sql "select target, view, family, mean_ic, cv_mean_ic, net_spread_bps
                                          from best_models"
-  live replay       foxlake live replay --bars 50 --json
+  paper account     foxlake live report      foxlake live status
+                    foxlake live control pause --reason "lunch"   (applied at the next cycle)
+                    sqlite3 {summary.ledger} "select * from equity"
   Dagster UI        make dev   → http://127.0.0.1:3000 (asset graph, materialize from the UI)
   bridge            foxlake bridge serve   → http://127.0.0.1:8765/api/state
 """)

@@ -286,3 +286,25 @@ def load_selected(
             errors.append(str(exc))
             log.error("%s", exc)
     return loaded, errors
+
+
+def catalog_facts(results: str | Path, models: list[LoadedModel]) -> dict[str, dict[str, Any]]:
+    """Per loaded model (by ``key``): the catalog's ``holdout_ic`` (``mean_ic``), ``data_end`` (the last bar its
+    run read, holdout included), ``research_only`` and ``model_dir`` (relative to RESULTS)."""
+    root = Path(results).resolve()
+    rel = {m.key: m.model_dir.resolve().relative_to(root).as_posix() for m in models}
+    con = connect(root)
+    try:
+        rows = con.execute(
+            "select model_dir, mean_ic, data_end, research_only from models where model_dir in (select unnest($dirs))",
+            {"dirs": list(rel.values())},
+        ).fetchall()
+    finally:
+        con.close()
+    by_dir = {
+        r[0]: {"holdout_ic": r[1], "data_end": r[2], "research_only": bool(r[3]), "model_dir": r[0]} for r in rows
+    }
+    missing = sorted(d for d in rel.values() if d not in by_dir)
+    if missing:
+        raise ModelLoadError(f"catalog: no row for {missing[:3]}")
+    return {key: by_dir[d] for key, d in rel.items()}

@@ -108,6 +108,8 @@ class RunConfig(BaseModel):
         evaluation: how predictions are scored: costs, the quantile portfolio, per-symbol windows.
         routing: routing thresholds.
         seed: seed for every model fit.
+        live: the paper-trading engine's settings, validated by ``live.config.EngineConfig`` (not part of the
+            training digest: changing how the engine trades retrains nothing).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -130,6 +132,7 @@ class RunConfig(BaseModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     routing: RoutingThresholds = RoutingThresholds()
     seed: int = 42
+    live: dict[str, Any] = {}
 
     @field_validator("families", "ranking_families", "symbol_specific_families")
     @classmethod
@@ -183,7 +186,7 @@ class RunConfig(BaseModel):
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of the config: the manifest's ``config_digest``."""
-        return sha256_text(canonical_json(self.model_dump(mode="json")))
+        return sha256_text(canonical_json(self.model_dump(mode="json", exclude={"live"})))
 
 
 def load_run_config(path: str | Path) -> RunConfig:

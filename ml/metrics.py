@@ -352,3 +352,11 @@ def time_series_metrics(
 def skill01(score: float) -> float:
     """``clamp(0.5 * (score + 1), 0, 1)`` where score is centred so that 0 = no skill (IC here)."""
     return min(1.0, max(0.0, 0.5 * (score + 1.0)))
+
+
+def row_ic(S: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of score and target matrices (NaN = absent): ``(IC, n)`` by the per-timestamp rule above; IC is NaN
+    where fewer than ``MIN_SYMBOLS_PER_TIMESTAMP`` pairs exist, 0 where a side is constant. Live trading scores
+    its realised IC with this, so it is the holdout's measure."""
+    n, ic, _ric, _defined = _per_timestamp(np.atleast_2d(S).astype(float), np.atleast_2d(Y).astype(float))
+    return np.where(n >= MIN_SYMBOLS_PER_TIMESTAMP, ic, np.nan), n

@@ -72,6 +72,10 @@ class SyntheticMarketConfig(BaseModel):
         regime_vol_multipliers: volatility multipliers of the regimes the market switches between.
         regime_mean_bars: mean regime length in bars.
         leak_ic: correlation of the bar's VWAP deviation with the next bar's return (0 = no leak; tests only).
+        live_bars: bars generated after the ``n_bars`` of history, withheld from the lake: the market feed
+            (``foxlake market play``) lands them one timestamp at a time for paper trading (0). With intraday bars
+            and ``live_bars > 0`` the history must end at a session's close (``n_bars`` a whole number of
+            sessions), so a day's partition is never split between the history and the feed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -94,6 +98,17 @@ class SyntheticMarketConfig(BaseModel):
     regime_vol_multipliers: tuple[float, ...] = (0.7, 1.0, 1.6)
     regime_mean_bars: int = Field(500, ge=1)
     leak_ic: float = Field(0.0, ge=0, le=1)
+    live_bars: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _whole_sessions(self) -> SyntheticMarketConfig:
+        per_session = SESSION_MINUTES // self.interval_minutes if self.interval_minutes < 1440 else 1
+        if self.live_bars and self.n_bars % per_session:
+            raise ValueError(
+                f"n_bars={self.n_bars} is not a whole number of {per_session}-bar sessions: with live_bars the "
+                f"history must end at a session's close (e.g. n_bars={self.n_bars // per_session * per_session})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _variance_budget(self) -> SyntheticMarketConfig:
@@ -207,8 +222,7 @@ def trading_timestamps(start: str, n_bars: int, interval_minutes: int) -> list[d
     return out[:n_bars]
 
 
-def _regime_sigma(cfg: SyntheticMarketConfig, rng: np.random.Generator, scale: float) -> np.ndarray:
-    t_len = cfg.n_bars
+def _regime_sigma(cfg: SyntheticMarketConfig, rng: np.random.Generator, scale: float, t_len: int) -> np.ndarray:
     regimes = np.empty(t_len, dtype=np.int64)
     k, state = 0, 1 % len(cfg.regime_vol_multipliers)
     while k < t_len:
@@ -227,12 +241,13 @@ def _lag(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
-    """Generate OHLCV bars (plus vwap and trades) for the configured universe, sorted by (symbol, ts)."""
+    """Generate OHLCV bars (plus vwap and trades) for the configured universe, sorted by (symbol, ts): the
+    ``n_bars`` of history followed by the ``live_bars`` (see :func:`split_history`)."""
     rng = np.random.default_rng(cfg.seed)
-    n, t_len = cfg.n_symbols, cfg.n_bars
+    n, t_len = cfg.n_symbols, cfg.n_bars + cfg.live_bars
     ts = trading_timestamps(cfg.start, t_len, cfg.interval_minutes)
     scale = math.sqrt(cfg.interval_minutes / 5.0)
-    sigma = _regime_sigma(cfg, rng, scale)
+    sigma = _regime_sigma(cfg, rng, scale, t_len)
     names = symbol_names(n)
     planted = planted_symbols(cfg)
     g = np.array([planted["gap"].get(s, 0) for s in names], dtype=float)[:, None]
@@ -292,3 +307,14 @@ def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
             "trades": trades.ravel(),
         }
     )
+
+
+def split_history(bars: pl.DataFrame, cfg: SyntheticMarketConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the history the lake starts with, the live bars the feed lands later) of :func:`make_market`'s bars."""
+    stamps = bars["ts"].unique().sort()
+    if stamps.len() != cfg.n_bars + cfg.live_bars:
+        raise ValueError(f"{stamps.len()} bar timestamps, expected n_bars + live_bars = {cfg.n_bars + cfg.live_bars}")
+    if not cfg.live_bars:
+        return bars, bars.clear()
+    cut = stamps[cfg.n_bars]
+    return bars.filter(pl.col("ts") < cut), bars.filter(pl.col("ts") >= cut)

@@ -552,7 +552,7 @@ def test_no_built_in_policy_picks_research_only_legacy_or_below_the_floor(result
     assert not {legacy.relative_to(results).as_posix(), weak.relative_to(results).as_posix()} & listed
 
 
-def test_replay_loads_an_aliased_model(results: Path) -> None:
+def test_the_loader_loads_an_aliased_model(results: Path) -> None:
     from live.loader import load_selected
 
     build_catalog(results)

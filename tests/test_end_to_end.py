@@ -74,7 +74,7 @@ def test_every_artifact_conforms_to_the_spec(pipeline_results: Path) -> None:
         assert routing[noise].route == "BLOCKED"
     # the run records the holdout no decision read, and every model reports its metrics on it
     window = manifest.run_metadata["holdout"]
-    assert window["n_timestamps"] == 600 and window["start"] > window["development_start"]
+    assert window["n_timestamps"] == 608 and window["start"] > window["development_start"]
     for path in metas:
         meta = load_model_meta(path)
         extra = meta.metrics.model_extra
@@ -114,7 +114,7 @@ def test_catalog_counts_every_model_meta(pipeline_results: Path, cli_env: dict) 
 
 
 def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: Path) -> None:
-    from live.feature_builder import LiveFeatureBuilder
+    from live.features import FeatureBuffer
     from live.loader import load_selected
     from ml.lake import read_table, table_dir
 
@@ -124,16 +124,17 @@ def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: 
     assert model.checksum_status == "ok"
     bars = read_table(table_dir(pipeline_results, "bars", 5))
     ts = bars["ts"].max()
-    builder = LiveFeatureBuilder(model.meta.feature_list)
+    buffer = FeatureBuffer(model.meta.feature_list)
     stamps = bars["ts"].unique().sort()
-    history = bars.filter(pl.col("ts") >= stamps[-builder.history_bars])
-    live_rows = builder.build(history, ts)
+    for t in stamps[-buffer.history_bars - 5 :]:  # bar by bar, as the engine feeds it; older bars fall out
+        buffer.push(bars.filter(pl.col("ts") == t))
+    live_rows = buffer.rows()
     train_rows = read_table(table_dir(pipeline_results, "features", 5)).filter(pl.col("ts") == ts).sort("symbol")
     cols = model.meta.feature_list
     assert live_rows.height == train_rows.height > 0
     lx, tx = live_rows.select(cols).to_numpy(), train_rows.select(cols).to_numpy()
     assert abs(lx - tx).max() < 1e-9
-    X, complete = builder.matrix(live_rows, cols)
+    X, complete = FeatureBuffer.matrix(live_rows, cols)
     assert complete.all()
     assert len(model.predict(X)) == live_rows.height
 
@@ -189,7 +190,8 @@ def test_a_model_that_takes_another_number_of_features_than_its_feature_list_is_
 
 def test_daily_bars_in_a_5_minute_lake_are_refused_at_live_load(results_copy: Path) -> None:
     """The live side measures the bars' interval instead of trusting the declared one (the original's bug)."""
-    from live.replay import replay
+    from live.config import EngineConfig
+    from live.runner import run_live
     from ml.lake import read_table, table_dir, write_partitions
     from ml.synthetic import SyntheticMarketConfig, make_market
 
@@ -199,7 +201,7 @@ def test_daily_bars_in_a_5_minute_lake_are_refused_at_live_load(results_copy: Pa
     write_partitions(daily, lake)
     assert read_table(lake)["ts"].dt.hour().unique().to_list() == [21]
     with pytest.raises(ValueError, match=r"declared interval 5 minutes, but its bars are 1440 minutes apart"):
-        replay(results_copy, 10, interval_minutes=5.0)
+        run_live(results_copy, EngineConfig(allow_in_sample=True), interval_minutes=5.0, install_signals=False)
 
 
 def test_the_demo_catalog_answers_with_holdout_figures_and_live_picks_by_them(pipeline_results: Path) -> None:
@@ -223,15 +225,16 @@ def test_the_demo_catalog_answers_with_holdout_figures_and_live_picks_by_them(pi
     assert not any(m.research_only for m in metas) and all(m.fit_scope == "pre_holdout" for m in metas)
 
 
-def test_replay_then_bridge_serves_its_state_over_http(results_copy: Path, cli_env: dict) -> None:
-    out = _foxlake(["live", "replay", "--bars", "20", "--json", "--config", DEMO_CONFIG], results_copy, cli_env)
+def test_paper_trading_then_bridge_serves_its_state_over_http(results_copy: Path, cli_env: dict) -> None:
+    fed = _foxlake(["market", "play", "--bars", "30", "--config", DEMO_CONFIG], results_copy, cli_env)
+    assert fed.returncode == 0 and "landed 30 bar timestamp(s)" in fed.stdout, fed.stderr
+    out = _foxlake(["live", "run", "--max-cycles", "20", "--json", "--config", DEMO_CONFIG], results_copy, cli_env)
     assert out.returncode == 0, out.stderr
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["models_loaded"] > 0 and summary["predictions"] > 0 and summary["cycles"] == 20
-    n_ss = sum("SYMBOL_SPECIFIC" in m for m in summary["models"])
-    n_cs = summary["models_loaded"] - n_ss
-    assert summary["predictions"] == 20 * (n_cs * summary["symbols"] + n_ss)
-    assert summary["incomplete_inputs"] == 0
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    run, rep = doc["run"], doc["report"]
+    assert run["cycles"] == rep["cycles"] == 20 and run["in_sample_cycles"] == 0 and run["models"]
+    assert run["first_ts"] > run["first_tradable"]  # out of sample: after everything the models' run saw
+    assert rep["fills"] > 0 and rep["error_events"] == 0
 
     port = free_port()
     server = subprocess.Popen(

@@ -123,7 +123,7 @@ def test_catalog_sql_reads_the_catalog_and_nothing_else(results_copy: Path, tmp_
     assert "disabled by configuration" in err or "Permission" in err, err
     assert list(out.iterdir()) == []  # nothing written
     # the same through a policy: one SELECT only, then the same sandbox
-    assert main(["--results", str(results_copy), "live", "replay", "--bars", "2", "--policy", q]) == 2
+    assert main(["--results", str(results_copy), "live", "run", "--max-cycles", "2", "--policy", q]) == 2
     err = capsys.readouterr().err
     assert "one SELECT statement" in err or "unknown selection policy" in err or "disabled" in err, err
     assert list(out.iterdir()) == []
@@ -131,7 +131,7 @@ def test_catalog_sql_reads_the_catalog_and_nothing_else(results_copy: Path, tmp_
 
 def test_a_policy_naming_a_directory_the_catalog_does_not_index_is_refused(results_copy: Path, capsys) -> None:
     for q in ("select 'runs/../../../etc' as model_dir", "select '/etc' as model_dir"):
-        assert main(["--results", str(results_copy), "live", "replay", "--bars", "2", "--policy", q]) == 2
+        assert main(["--results", str(results_copy), "live", "run", "--max-cycles", "2", "--policy", q]) == 2
         assert "the catalog does not index" in capsys.readouterr().err
 
 

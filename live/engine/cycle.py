@@ -1,0 +1,592 @@
+"""The engine cycle, in REFERENCE.md's stage order:
+
+``idle → prediction → blending → arbitration → gating → sizing → risk → execution → idle``.
+
+Before the stages, at each bar ``ts``: the broker moves to ``ts`` (orders of the previous cycle fill at its
+open), the engine reconciles with the broker's book (missed fills are recovered; a mismatch trips the kill switch),
+applies queued commands, and marks equity at the close. After them, one ledger transaction writes the whole cycle
+and the orders go to the broker (resubmitting an order id the broker has is a no-op). Every symbol gets TRADE, HOLD
+or BLOCKED with the trace of every stage's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from contracts.bridge import utc_now_iso
+from live.broker.base import Fill, Order
+from live.config import EngineConfig
+from live.engine import arbitration, blending, sizing
+from live.features import FeatureBuffer
+from live.loader import LoadedModel
+from live.risk.limits import ACTIVE, HALTED, RiskState, assess, pre_trade, trip
+from ml.metrics import row_ic
+from ml.targets import VOL_WINDOW_BARS, TargetSpec, add_targets
+
+BLEND = "<blend>"
+
+
+@dataclass
+class TradedModel:
+    """A loaded model and what the engine needs to know about it (from the catalog)."""
+
+    loaded: LoadedModel
+    spec: TargetSpec
+    holdout_ic: float
+    data_end: datetime
+    first_tradable: datetime
+    model_dir: str
+
+    @property
+    def key(self) -> str:
+        return self.loaded.key
+
+    @property
+    def target(self) -> str:
+        return self.loaded.meta.target
+
+    @property
+    def family(self) -> str:
+        return self.loaded.meta.family
+
+    @property
+    def view(self) -> str:
+        return self.loaded.meta.view
+
+    @property
+    def symbol(self) -> str | None:
+        return self.loaded.meta.symbol
+
+
+def client_order_id(account: str, ts: str, symbol: str) -> str:
+    """The order id of ``symbol`` at the cycle of bar ``ts``: a pure function, so a repeated cycle repeats it."""
+    return f"{account}-{ts[:19].replace('-', '').replace(':', '')}-{symbol}"
+
+
+@dataclass
+class EngineState:
+    """What carries from cycle to cycle (persisted with every cycle; a resumed engine starts from it)."""
+
+    cash: float
+    fees_cum: float = 0.0
+    prev_equity: float = 0.0
+    risk: RiskState = field(default_factory=RiskState)
+    cov: dict[str, list[list[float]]] = field(default_factory=dict)  # target -> families' z-score correlation
+    realised: dict[str, list[float]] = field(default_factory=dict)  # model -> [sum of realised IC, cycles]
+    quarantined: dict[str, str] = field(default_factory=dict)  # model -> reason
+
+    def to_json(self) -> str:
+        d = dict(self.__dict__)
+        d["risk"] = self.risk.to_dict()
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> EngineState:
+        d = json.loads(text) if isinstance(text, str) else dict(text)
+        d["risk"] = RiskState(**d["risk"])
+        return cls(**d)
+
+
+@dataclass
+class CycleResult:
+    cycle_id: int
+    ts: str
+    n_trade: int
+    n_hold: int
+    n_blocked: int
+    equity: float
+    orders: list[Order]
+    latency_ms: float
+    state: str
+
+
+class Engine:
+    """One account's engine over a fixed universe and set of models (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        models: list[TradedModel],
+        universe: list[str],
+        interval_minutes: float,
+        ledger,
+        broker,
+        state: EngineState,
+        positions: dict[str, float],
+        known_fills: set[str],
+    ) -> None:
+        self.cfg = cfg
+        self.models = models
+        self.universe = universe
+        self.index = {s: i for i, s in enumerate(universe)}
+        self.interval_minutes = interval_minutes
+        self.ledger = ledger
+        self.broker = broker
+        self.state = state
+        self.qty = np.array([positions.get(s, 0.0) for s in universe], dtype=float)
+        self.known_fills = known_fills
+        self.last_close = np.full(len(universe), np.nan)
+        self.targets = sorted({m.target for m in models})
+        self.specs = {m.target: m.spec for m in models}
+        self.max_reach = max((s.reach_bars for s in self.specs.values()), default=1)
+        self.buffer = FeatureBuffer(
+            (f for m in models for f in m.loaded.meta.feature_list),
+            min_bars=max(VOL_WINDOW_BARS + 1, self.max_reach + 2),
+        )
+        self.close_hist: deque[np.ndarray] = deque(maxlen=VOL_WINDOW_BARS + 1)
+        self.pending: dict[int, dict[str, Any]] = {}  # cycle_id -> {"ts", "scores": {model: array}}
+        self.first_tradable = max(m.first_tradable for m in models)
+
+    # --- warm-up ------------------------------------------------------------------------------------------------
+    def warm(self, bars_at_ts: pl.DataFrame) -> None:
+        """Feed a bar timestamp before the first cycle (history for features, volatility and closes)."""
+        self.buffer.push(bars_at_ts)
+        self._update_closes(bars_at_ts)
+
+    def _update_closes(self, bars_at_ts: pl.DataFrame) -> np.ndarray:
+        close = np.full(len(self.universe), np.nan)
+        idx = [self.index[s] for s in bars_at_ts["symbol"].to_list() if s in self.index]
+        keep = bars_at_ts.filter(pl.col("symbol").is_in(self.universe))
+        close[idx] = keep["close"].to_numpy()
+        self.last_close = np.where(np.isfinite(close), close, self.last_close)
+        self.close_hist.append(close)
+        return close
+
+    # --- the cycle ----------------------------------------------------------------------------------------------
+    def run_cycle(self, cycle_id: int, ts: datetime, bars_at_ts: pl.DataFrame) -> CycleResult:
+        t0 = time.perf_counter()
+        ts_iso = ts.isoformat()
+        day = ts.date().isoformat()
+        events: list[tuple[str, str, str, dict]] = []
+        in_sample = ts < self.first_tradable
+        bars_at_ts = bars_at_ts.filter(pl.col("symbol").is_in(self.universe)).sort("symbol")
+        syms = bars_at_ts["symbol"].to_list()
+        rows_idx = np.array([self.index[s] for s in syms], dtype=np.int64)
+        n = len(self.universe)
+        opens = dict(zip(syms, bars_at_ts["open"].to_list(), strict=True))
+        volume = np.zeros(n)
+        volume[rows_idx] = bars_at_ts["volume"].to_numpy()
+
+        # the broker moves to ts: the previous cycle's orders fill at this bar's open; reconcile with its book
+        self.broker.process_bar(ts_iso, opens, dict(zip(syms, volume[rows_idx].tolist(), strict=True)))
+        new_fills = [f for f in self.broker.fills() if f.fill_id not in self.known_fills]
+        for f in new_fills:
+            self._apply_fill(f)
+        mismatch = self._reconcile()
+        if mismatch:
+            events.append(("reconciliation_mismatch", "error", f"engine and broker books differ: {mismatch}", {}))
+            trip(self.state.risk, day, f"reconciliation mismatch: {mismatch}")
+
+        commands = self._apply_commands(day, events)
+        has_bar = np.zeros(n, bool)
+        has_bar[rows_idx] = True
+        close = self._update_closes(bars_at_ts)
+        self.buffer.push(bars_at_ts)
+        market_value = float(np.nansum(self.qty * self.last_close))
+        equity = self.state.cash + market_value
+        prev = self.state.prev_equity or equity
+        for etype, msg in assess(self.state.risk, equity, prev, day, self.cfg.risk):
+            events.append((etype, "critical" if etype == "kill_switch" else "warning", msg, {}))
+        self.state.risk.peak_equity = max(self.state.risk.peak_equity, equity)
+
+        # prediction
+        rows = self.buffer.rows()
+        row_pos = {s: i for i, s in enumerate(rows["symbol"].to_list())}
+        scores: dict[str, np.ndarray] = {}
+        incomplete: dict[str, list[str]] = {}
+        for m in self.models:
+            if m.key in self.state.quarantined:
+                continue
+            out = np.full(n, np.nan)
+            scope = [m.symbol] if m.symbol else rows["symbol"].to_list()
+            sel = [row_pos[s] for s in scope if s in row_pos]
+            if not sel:
+                continue
+            X, complete = FeatureBuffer.matrix(rows[sel], m.loaded.meta.feature_list)
+            lacking = [
+                scope_s for scope_s, ok in zip([rows["symbol"][i] for i in sel], complete, strict=True) if not ok
+            ]
+            if lacking:
+                incomplete[m.key] = lacking
+            if complete.any():
+                try:
+                    pred = np.asarray(m.loaded.predict(X[complete]), dtype=float).ravel()
+                    if not np.isfinite(pred).all():
+                        raise ValueError("non-finite prediction")
+                except Exception as exc:  # noqa: BLE001 - one model must not stop the cycle
+                    self.state.quarantined[m.key] = f"{type(exc).__name__}: {exc}"[:300]
+                    events.append(("model_quarantined", "error", f"{m.key}: {self.state.quarantined[m.key]}", {}))
+                    continue
+                idx = [self.index[rows["symbol"][i]] for i, ok in zip(sel, complete, strict=True) if ok]
+                out[idx] = pred
+            scores[m.key] = out
+        for key, lacking in incomplete.items():
+            events.append(
+                ("incomplete_inputs", "warning", f"{key}: {len(lacking)} symbol(s) lack inputs", {"symbols": lacking})
+            )
+
+        # blending, per target and view
+        sigma1 = self._sigma_bps()
+        alpha = np.zeros(n)
+        trace_blend: dict[str, dict[str, Any]] = {}
+        for target in self.targets:
+            spec = self.specs[target]
+            sigma_h = sigma1 * np.sqrt(spec.horizon_bars)
+            view_alphas = []
+            for view in ("CROSS_SECTIONAL", "SYMBOL_SPECIFIC"):
+                fam = [m for m in self.models if m.target == target and m.view == view and m.key in scores]
+                if not fam:
+                    continue
+                a, info = self._blend_view(target, view, fam, scores, sigma_h)
+                view_alphas.append(a)
+                trace_blend[f"{target}/{view}"] = info
+            if view_alphas:
+                stacked = np.vstack(view_alphas)
+                have = np.isfinite(stacked)
+                cnt = have.sum(axis=0)
+                alpha += np.where(cnt > 0, np.nansum(stacked, axis=0) / np.maximum(cnt, 1), 0.0)
+        # arbitration: costs at the participation the unconstrained size would trade
+        sigma_hold = sigma1 * np.sqrt(self.cfg.holding_bars)
+        price = np.where(np.isfinite(close), close, self.last_close)
+        cur_w = np.where(equity > 0, self.qty * np.nan_to_num(price) / equity, 0.0)
+        _, w0 = sizing.target_weights(alpha, sigma_hold, self.cfg.sizing)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            participation = np.where(
+                volume > 0, np.abs(w0 - cur_w) * equity / np.nan_to_num(price, nan=np.inf) / volume, 1.0
+            )
+        cost = arbitration.cost_bps(self.cfg.costs, sigma_hold, participation)
+        net = arbitration.net_alpha(alpha, cost)
+
+        # gating
+        spread_bps = 2 * self.cfg.costs.half_spread_bps
+        gates = np.full(n, "", dtype=object)
+        gates[~has_bar] = "stale: no bar at this timestamp"
+        if spread_bps > self.cfg.gates.max_spread_bps:
+            gates[:] = np.where(
+                gates == "", f"spread {spread_bps:.1f} bps > {self.cfg.gates.max_spread_bps} bps", gates
+            )
+        if self.state.risk.paused:
+            gates[:] = np.where(gates == "", "paused", gates)
+        if not np.isfinite(sigma_hold).all():
+            gates[:] = np.where((gates == "") & ~np.isfinite(sigma_hold), "no volatility estimate yet", gates)
+        weak = (np.abs(alpha) - cost) <= self.cfg.gates.min_net_alpha_bps
+        net = np.where(weak, 0.0, net)
+
+        # sizing
+        z, target_w = sizing.target_weights(net, sigma_hold, self.cfg.sizing)
+        if self.state.risk.state == HALTED:
+            target_w = np.zeros(n) if self.cfg.risk.flatten_on_halt else cur_w
+        blocked = gates != ""
+        target_w = np.where(blocked, cur_w, target_w)
+        want = sizing.order_shares(
+            target_w, cur_w, self.qty, np.nan_to_num(price), equity, self.cfg.sizing.no_trade_band_frac
+        )
+        want = np.where(blocked, 0.0, want)
+
+        # risk: per-order checks and the gross limit
+        final, notes = pre_trade(
+            want, self.qty, np.nan_to_num(price), volume, equity, self.state.risk.state, self.cfg.risk
+        )
+        if self.state.risk.state == HALTED and not self.cfg.risk.flatten_on_halt:
+            final = np.zeros(n)
+
+        # execution: orders for the next bar's open
+        orders = []
+        decisions = []
+        n_trade = n_hold = n_blocked = 0
+        for i, s in enumerate(self.universe):
+            q = float(final[i])
+            if blocked[i]:
+                action, reason = "BLOCKED", str(gates[i])
+                n_blocked += 1
+            elif q != 0:
+                action, reason = "TRADE", "reduce" if abs(self.qty[i] + q) < abs(self.qty[i]) else "open/increase"
+                n_trade += 1
+                orders.append(
+                    Order(client_order_id(self.cfg.account, ts_iso, s), s, q, self.state.risk.state != ACTIVE, ts_iso)
+                )
+            else:
+                if self.state.risk.state == HALTED:
+                    action, reason = "BLOCKED", f"HALTED: {self.state.risk.kill_reason}"
+                    n_blocked += 1
+                else:
+                    action = "HOLD"
+                    reason = "; ".join(notes[i]) or (
+                        "inside the no-trade band"
+                        if want[i] == 0 and target_w[i] != 0
+                        else "no edge net of cost"
+                        if weak[i]
+                        else "at target"
+                    )
+                    n_hold += 1
+            trace = {
+                "in_sample": bool(in_sample),
+                "prediction": {k: _num(v[i]) for k, v in scores.items() if np.isfinite(v[i])},
+                "blend": {k: _num(v["score"][i]) for k, v in trace_blend.items() if np.isfinite(v["score"][i])},
+                "alpha_bps": _num(alpha[i]),
+                "cost_bps": _num(cost[i]),
+                "net_alpha_bps": _num(net[i]),
+                "sigma_bps": _num(sigma_hold[i]),
+                "gate": str(gates[i]) or None,
+                "z": _num(z[i]),
+                "current_weight_frac": _num(cur_w[i]),
+                "target_weight_frac": _num(target_w[i]),
+                "sized_qty": _num(want[i]),
+                "risk": {"state": self.state.risk.state, "cuts": notes[i]},
+                "order_qty": q,
+            }
+            decisions.append(
+                (
+                    cycle_id,
+                    s,
+                    action,
+                    reason,
+                    _num(alpha[i]),
+                    _num(cost[i]),
+                    _num(sigma_hold[i]),
+                    _num(z[i]),
+                    _num(cur_w[i]),
+                    _num(target_w[i]),
+                    q,
+                    json.dumps(trace, sort_keys=True),
+                )
+            )
+
+        # realised IC of the cycles whose horizon has now elapsed
+        realised_rows = self._realise(cycle_id)
+        self.pending[cycle_id] = {"ts": ts, "scores": scores, "blend": {k: v["score"] for k, v in trace_blend.items()}}
+
+        gross = float(np.nansum(np.abs(self.qty * price)))
+        self.state.prev_equity = equity
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        with self.ledger.cycle() as con:
+            con.execute(
+                "insert into cycles values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cycle_id,
+                    ts_iso,
+                    int(in_sample),
+                    self.state.risk.state,
+                    int(self.state.risk.paused),
+                    n_trade,
+                    n_hold,
+                    n_blocked,
+                    latency_ms,
+                    self.state.to_json(),
+                ),
+            )
+            self.ledger.insert_many("decisions", decisions)
+            self.ledger.insert_many(
+                "orders",
+                [(o.client_order_id, cycle_id, o.symbol, o.qty, int(o.reduce_only), o.submitted_ts) for o in orders],
+            )
+            self.ledger.insert_many(
+                "fills",
+                [
+                    (f.fill_id, f.client_order_id, cycle_id, f.symbol, f.ts, f.qty, f.price, f.fee, f.requested_qty)
+                    for f in new_fills
+                ],
+            )
+            con.execute("delete from positions")
+            self.ledger.insert_many(
+                "positions", [(s, float(q)) for s, q in zip(self.universe, self.qty, strict=True) if q != 0]
+            )
+            self.ledger.insert_many(
+                "equity",
+                [
+                    (
+                        cycle_id,
+                        ts_iso,
+                        self.state.cash,
+                        market_value,
+                        equity,
+                        gross / equity if equity else 0.0,
+                        float(np.nansum(self.qty * price)) / equity if equity else 0.0,
+                        self.state.fees_cum,
+                        self.state.risk.peak_equity,
+                        self.state.risk.day_start_equity,
+                    )
+                ],
+            )
+            self.ledger.insert_many(
+                "predictions",
+                [
+                    (cycle_id, ts_iso, m.target, m.key, self.universe[j], float(scores[m.key][j]))
+                    for m in self.models
+                    if m.key in scores
+                    for j in np.flatnonzero(np.isfinite(scores[m.key]))
+                ],
+            )
+            self.ledger.insert_many(
+                "predictions",
+                [
+                    (cycle_id, ts_iso, key.split("/", 1)[0], f"{BLEND}{key}", self.universe[j], float(v["score"][j]))
+                    for key, v in trace_blend.items()
+                    for j in np.flatnonzero(np.isfinite(v["score"]))
+                ],
+            )
+            self.ledger.insert_many("realised_ic", realised_rows)
+            for cid, result in commands:
+                con.execute(
+                    "update commands set applied_cycle = ?, applied_at = ?, result = ? where command_id = ?",
+                    (cycle_id, utc_now_iso(), result, cid),
+                )
+            for key, reason in self.state.quarantined.items():
+                con.execute(
+                    "update models set quarantined_cycle = coalesce(quarantined_cycle, ?), quarantine_reason = ? "
+                    "where model = ?",
+                    (cycle_id, reason, key),
+                )
+            for etype, sev, msg, data in events:
+                self.ledger.event(cycle_id, etype, msg, sev, **data)
+        self.known_fills.update(f.fill_id for f in new_fills)
+        self.broker.submit(orders)
+        return CycleResult(
+            cycle_id, ts_iso, n_trade, n_hold, n_blocked, equity, orders, latency_ms, self.state.risk.state
+        )
+
+    # --- stages' helpers ----------------------------------------------------------------------------------------
+    def _blend_view(self, target, view, fam, scores, sigma_h) -> tuple[np.ndarray, dict[str, Any]]:
+        keys = [m.key for m in fam]
+        raw = np.vstack([scores[k] for k in keys])
+        cs = view == "CROSS_SECTIONAL"
+        Z = np.vstack([blending.zscore(r) for r in raw]) if cs else raw
+        mu = np.array(
+            [blending.prior_ic(m.holdout_ic, *self._realised(m.key), self.cfg.blend.prior_cycles) for m in fam]
+        )
+        cov_key = f"{target}/{view}"
+        k = len(keys)
+        cov = np.asarray(self.state.cov.get(cov_key) or np.eye(k).tolist())
+        if cov.shape != (k, k):
+            cov = np.eye(k)
+        if cs:
+            cov = blending.update_corr(cov, Z, self.cfg.blend.cov_halflife_cycles)
+            self.state.cov[cov_key] = cov.tolist()
+        else:
+            cov = np.eye(k)  # one symbol per model: no cross-section to estimate a correlation on
+        w = blending.ridge_weights(mu, cov, self.cfg.blend.ridge_lambda)
+        score, ic = blending.blend(Z, w, mu, cov)
+        if self.specs[target].kind == "fwd_ret":
+            present = np.isfinite(raw)
+            ww = np.where(present, w[:, None], 0.0)
+            tot = ww.sum(axis=0)
+            forecast = np.where(tot > 0, (np.nan_to_num(raw) * ww).sum(axis=0) / np.where(tot > 0, tot, 1.0), np.nan)
+            a = arbitration.alpha_from_returns(forecast, cs)
+        else:
+            spread = float(np.sqrt(max(w @ cov @ w, 1e-12)))
+            a = arbitration.alpha_from_score(ic, sigma_h, score / spread)
+        return a, {"score": score, "weights": dict(zip(keys, w.round(6).tolist(), strict=True)), "ic_estimate": ic}
+
+    def restore_pending(self, rows: pl.DataFrame) -> None:
+        """Reload the predictions of the last cycles (ledger rows) whose horizon had not elapsed: a resumed engine
+        realises them as the uninterrupted one would."""
+        for (cid,), part in rows.partition_by("cycle_id", as_dict=True).items():
+            rec = {"ts": datetime.fromisoformat(part["ts"][0]), "scores": {}, "blend": {}}
+            for (model,), p in part.partition_by("model", as_dict=True).items():
+                arr = np.full(len(self.universe), np.nan)
+                arr[[self.index[s] for s in p["symbol"].to_list()]] = p["score"].to_numpy()
+                if model.startswith(BLEND):
+                    rec["blend"][model.removeprefix(BLEND)] = arr
+                else:
+                    rec["scores"][model] = arr
+            self.pending[int(cid)] = rec
+
+    def _realised(self, key: str) -> tuple[float, int]:
+        s, c = self.state.realised.get(key, [0.0, 0])
+        return float(s), int(c)
+
+    def _sigma_bps(self) -> np.ndarray:
+        """Per symbol: the standard deviation (ddof 1) of its last VOL_WINDOW_BARS log close-to-close returns, in
+        bps per bar (NaN until it has that many consecutive bars): the same window the targets' volatility uses."""
+        if len(self.close_hist) <= VOL_WINDOW_BARS:
+            return np.full(len(self.universe), np.nan)
+        r = np.diff(np.log(np.vstack(self.close_hist)), axis=0)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(r).all(axis=0), r.std(axis=0, ddof=1), np.nan) * 1e4
+
+    def _realise(self, cycle_id: int) -> list[tuple]:
+        """Realised IC rows for the predictions whose target's bars are all in the buffer now."""
+        out = []
+        bars = None
+        for cid in sorted(self.pending):
+            rec = self.pending[cid]
+            lag = cycle_id - cid
+            done = [t for t in self.targets if self.specs[t].reach_bars == lag]
+            if not done:
+                continue
+            if bars is None:
+                bars = self.buffer.last(self.max_reach + 1)
+            frame = pl.DataFrame({"ts": [rec["ts"]] * len(self.universe), "symbol": self.universe}).with_columns(
+                pl.col("ts").cast(bars.schema["ts"])
+            )
+            for t in done:
+                y = add_targets(frame, bars, [self.specs[t]], self.interval_minutes)[t].to_numpy().astype(float)
+                y = np.where(np.isnan(y), np.nan, y)
+                for m in self.models:
+                    if m.target == t and m.key in rec["scores"]:
+                        ic, cnt = row_ic(rec["scores"][m.key], y)
+                        ic_v = float(ic[0]) if np.isfinite(ic[0]) else None
+                        out.append((cid, rec["ts"].isoformat(), t, m.key, ic_v, int(cnt[0]), cycle_id))
+                        if ic_v is not None:
+                            s, c = self._realised(m.key)
+                            self.state.realised[m.key] = [s + ic_v, c + 1]
+                for view_key, score in sorted(rec["blend"].items()):
+                    if view_key.startswith(f"{t}/"):
+                        ic, cnt = row_ic(score, y)
+                        ic_v = float(ic[0]) if np.isfinite(ic[0]) else None
+                        out.append((cid, rec["ts"].isoformat(), t, f"{BLEND}{view_key}", ic_v, int(cnt[0]), cycle_id))
+        for cid in [c for c in self.pending if cycle_id - c >= self.max_reach]:
+            del self.pending[cid]
+        return out
+
+    def _apply_fill(self, f: Fill) -> None:
+        i = self.index.get(f.symbol)
+        if i is None:
+            return
+        self.qty[i] += f.qty
+        self.state.cash -= f.qty * f.price + f.fee
+        self.state.fees_cum += f.fee
+
+    def _reconcile(self) -> str:
+        broker = self.broker.positions()
+        mine = {s: float(q) for s, q in zip(self.universe, self.qty, strict=True) if q != 0}
+        diff = {
+            s: (mine.get(s, 0.0), broker.get(s, 0.0))
+            for s in set(mine) | set(broker)
+            if mine.get(s, 0.0) != broker.get(s, 0.0)
+        }
+        if abs(self.broker.cash() - self.state.cash) > 0.005:
+            diff["<cash>"] = (round(self.state.cash, 2), round(self.broker.cash(), 2))
+        return "; ".join(f"{k}: engine {a}, broker {b}" for k, (a, b) in sorted(diff.items()))
+
+    def _apply_commands(self, day: str, events: list) -> list[tuple[int, str]]:
+        applied = []
+        for cid, command, reason in self.ledger.pending_commands():
+            risk = self.state.risk
+            if command == "pause":
+                risk.paused, result = True, "paused: no orders until resume"
+            elif command == "resume":
+                risk.paused, result = False, "resumed"
+            elif command == "kill":
+                trip(risk, day, f"manual kill: {reason}")
+                result = "kill switch on (sticky for the trading day)"
+            else:  # reset
+                was = risk.kill_reason
+                risk.kill_reason, risk.kill_day, risk.state = None, None, ACTIVE
+                result = f"kill switch reset (was: {was})" if was else "nothing to reset"
+            events.append(("command", "warning", f"{command} ({reason}): {result}", {"command_id": cid}))
+            applied.append((cid, result))
+        return applied
+
+
+def _num(x: Any) -> float | None:
+    v = float(x)
+    return v if np.isfinite(v) else None

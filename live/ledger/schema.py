@@ -1,0 +1,90 @@
+"""The ledger's tables (SQLite, WAL, ``synchronous=FULL``): one writer, the engine; readers open it read-only.
+
+Every table the engine writes during a cycle is written in that cycle's one transaction, so a cycle is in the
+ledger whole or not at all. Timestamps are ISO-8601 UTC text; money is the quote currency; weights are fractions
+of equity; alphas and costs are bps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+DDL = """
+create table if not exists meta (key text primary key, value text not null);
+create table if not exists cycles (
+    cycle_id integer primary key,          -- 1, 2, ... in bar order
+    ts text not null unique,               -- the bar's close the cycle decided at
+    in_sample integer not null,            -- 1: the models' run saw this bar (--allow-in-sample)
+    trading_state text not null,           -- ACTIVE / REDUCING / HALTED after the cycle's risk stage
+    paused integer not null,
+    n_trade integer not null, n_hold integer not null, n_blocked integer not null,
+    latency_ms real not null,
+    state_json text not null                -- engine state to resume from (blend, risk, quarantine)
+);
+create table if not exists decisions (
+    cycle_id integer not null, symbol text not null,
+    action text not null check (action in ('TRADE', 'HOLD', 'BLOCKED')),
+    reason text not null,
+    alpha_bps real, cost_bps real, sigma_bps real, z real,
+    current_weight_frac real, target_weight_frac real, order_qty real not null,
+    trace_json text not null,
+    primary key (cycle_id, symbol)
+);
+create table if not exists orders (
+    client_order_id text primary key,      -- a pure function of (cycle ts, symbol)
+    cycle_id integer not null, symbol text not null,
+    qty real not null,                     -- signed whole shares: + buy, - sell
+    reduce_only integer not null,
+    submitted_ts text not null
+);
+create table if not exists fills (
+    fill_id text primary key, client_order_id text not null, cycle_id integer not null,
+    symbol text not null, ts text not null,
+    qty real not null, price real not null, fee real not null,
+    requested_qty real not null            -- what the order asked; |qty| < |requested| is a partial fill
+);
+create table if not exists positions (symbol text primary key, qty real not null);
+create table if not exists equity (
+    cycle_id integer primary key, ts text not null,
+    cash real not null, market_value real not null, equity real not null,
+    gross_frac real not null, net_frac real not null,
+    fees_cum real not null, peak_equity real not null, day_start_equity real not null
+);
+create table if not exists events (
+    event_id integer primary key autoincrement, cycle_id integer, ts text not null,
+    event_type text not null, severity text not null, message text not null, data_json text not null
+);
+create table if not exists commands (
+    command_id integer primary key autoincrement,
+    created_at text not null, command text not null check (command in ('pause', 'resume', 'kill', 'reset')),
+    reason text not null,
+    applied_cycle integer, applied_at text, result text
+);
+create table if not exists predictions (
+    cycle_id integer not null, ts text not null, target text not null, model text not null,
+    symbol text not null, score real not null,
+    primary key (cycle_id, model, symbol)
+);
+create table if not exists realised_ic (
+    cycle_id integer not null,             -- the cycle that predicted
+    ts text not null, target text not null, model text not null,   -- model = '<blend>' for the blended score
+    ic real, n_symbols integer not null,
+    realised_at_cycle integer not null,
+    primary key (cycle_id, model)
+);
+create table if not exists models (
+    model text primary key, target text not null, family text not null, view text not null,
+    model_dir text not null, holdout_ic real, data_end text not null, first_tradable_ts text not null,
+    quarantined_cycle integer, quarantine_reason text
+);
+"""
+
+
+def ledger_dir(results: str | Path, account: str) -> Path:
+    return Path(results) / "live" / account
+
+
+def ledger_file(results: str | Path, account: str) -> Path:
+    return ledger_dir(results, account) / "ledger.sqlite"

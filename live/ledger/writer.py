@@ -1,0 +1,111 @@
+"""The engine's connection to its ledger: the only writer (the CLI and the bridge only append commands)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from contracts.bridge import utc_now_iso
+from live.ledger.schema import DDL, SCHEMA_VERSION, ledger_file
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def open_rw(path: Path) -> sqlite3.Connection:
+    """A read-write connection in WAL mode with ``synchronous=FULL`` (a committed cycle survives a power cut)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    con.execute("pragma journal_mode=wal")
+    con.execute("pragma synchronous=full")
+    con.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
+    return con
+
+
+@contextmanager
+def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``begin immediate`` … ``commit``; a rollback on any exception (the connection is in autocommit mode)."""
+    con.execute("begin immediate")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+class LedgerWriter:
+    """Writes cycles, one transaction each (:meth:`cycle`)."""
+
+    def __init__(self, results: str | Path, account: str) -> None:
+        self.path = ledger_file(results, account)
+        self.con = open_rw(self.path)
+        self.con.executescript(DDL)
+        have = self.meta("schema_version")
+        if have is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(have) != SCHEMA_VERSION:
+            raise ValueError(f"{self.path}: ledger schema {have}, this engine writes {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def meta(self, key: str) -> str | None:
+        row = self.con.execute("select value from meta where key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("insert or replace into meta values (?, ?)", (key, value))
+
+    def cycle(self):
+        """One transaction: everything written inside commits together or not at all."""
+        return transaction(self.con)
+
+    def last_cycle(self) -> tuple[int, str, dict[str, Any]] | None:
+        """(cycle_id, ts, engine state) of the last committed cycle."""
+        row = self.con.execute("select cycle_id, ts, state_json from cycles order by cycle_id desc limit 1").fetchone()
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    def event(self, cycle_id: int | None, event_type: str, message: str, severity: str = "info", **data: Any) -> None:
+        self.con.execute(
+            "insert into events (cycle_id, ts, event_type, severity, message, data_json) values (?, ?, ?, ?, ?, ?)",
+            (cycle_id, utc_now_iso(), event_type, severity, message, json.dumps(data, sort_keys=True, default=str)),
+        )
+
+    def pending_commands(self) -> list[tuple[int, str, str]]:
+        return self.con.execute(
+            "select command_id, command, reason from commands where applied_cycle is null order by command_id"
+        ).fetchall()
+
+    def insert_many(self, table: str, rows: Iterable[tuple]) -> None:
+        rows = list(rows)
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            self.con.executemany(f"insert into {table} values ({marks})", rows)
+
+
+def append_command(results: str | Path, account: str, command: str, reason: str) -> int:
+    """Queue a control command for the engine (applied at its next cycle boundary); its id.
+
+    Raises:
+        FileNotFoundError: no ledger for ``account`` (no engine has run it).
+        ValueError: an unknown command or an empty reason.
+    """
+    if command not in ("pause", "resume", "kill", "reset"):
+        raise ValueError(f"unknown command {command!r}: pause, resume, kill or reset")
+    if not reason.strip():
+        raise ValueError("a command needs a --reason")
+    path = ledger_file(results, account)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no ledger for account {account!r}; start it with `foxlake live run`")
+    con = open_rw(path)
+    try:
+        cur = con.execute(
+            "insert into commands (created_at, command, reason) values (?, ?, ?)", (utc_now_iso(), command, reason)
+        )
+        return int(cur.lastrowid)
+    finally:
+        con.close()

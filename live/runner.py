@@ -1,0 +1,288 @@
+"""Run, resume and follow: the engine over a bar source, out of sample, resumable from its ledger.
+
+* The models come from the catalog by the account's policy (``live.loader``); only targets a broker can earn
+  (not research-only) whose return window fits the holding horizon are traded.
+* **Out of sample.** A model's run saw bars up to its ``data_end`` (training and holdout: the holdout chose it);
+  its target reads ``reach_bars`` past a decision. The engine refuses to trade a bar at or before
+  ``data_end + reach_bars`` bars of any loaded model, unless ``allow_in_sample`` (every decision is then labelled).
+* **Resume.** A ledger that has cycles is resumed from its last committed one: its state, positions and the
+  predictions still to be realised are reloaded, the last cycle's orders are resubmitted (the broker ignores ids it
+  has) and the next bar timestamp is traded. The ledger records the models it trades; resuming with others is
+  refused (use another account).
+* SIGTERM and SIGINT stop the run at the next cycle boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from contracts.bridge import utc_now_iso
+from live.broker.base import Order
+from live.broker.paper import PaperBroker
+from live.config import EngineConfig
+from live.engine.cycle import Engine, EngineState, TradedModel
+from live.journal import StateJournal
+from live.ledger.schema import ledger_dir
+from live.ledger.writer import LedgerWriter
+from live.loader import catalog_facts, load_selected
+from live.sources import LakeBars, follow, replay
+from ml.bars import check_interval
+from ml.targets import TargetSpec
+
+
+class InSampleError(ValueError):
+    """A bar the models' run saw was asked to be traded without ``allow_in_sample``."""
+
+
+@dataclass
+class RunSummary:
+    account: str
+    ledger: str
+    cycles: int = 0
+    first_ts: str | None = None
+    last_ts: str | None = None
+    resumed_after: str | None = None
+    models: list[str] = field(default_factory=list)
+    models_refused: list[str] = field(default_factory=list)
+    models_skipped: list[str] = field(default_factory=list)
+    first_tradable: str | None = None
+    in_sample_cycles: int = 0
+    stopped_by: str | None = None
+    latency_ms: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("latency_ms")
+        return d
+
+
+def fits_holding(spec: TargetSpec, holding_bars: int) -> bool:
+    """A position entered at the next bar's open and held ``holding_bars`` bars earns this target's return."""
+    if spec.entry == "next_open":
+        return spec.delay_bars + spec.horizon_bars <= holding_bars
+    return spec.delay_bars >= 1 and spec.delay_bars + spec.horizon_bars <= holding_bars
+
+
+def select_traded(
+    results: Path, cfg: EngineConfig, interval_minutes: float
+) -> tuple[list[TradedModel], list[str], list[str]]:
+    """(the models the engine trades, load errors, models skipped with why)."""
+    loaded, refused = load_selected(results, cfg.policy, interval_minutes=interval_minutes, strict=cfg.strict)
+    facts = catalog_facts(results, loaded) if loaded else {}
+    traded, skipped = [], []
+    for m in loaded:
+        f = facts[m.key]
+        spec = TargetSpec.from_name(m.meta.target, interval_minutes)
+        if f["research_only"] or not spec.tradable:
+            skipped.append(f"{m.key}: research-only target (no order can fill at its start)")
+            continue
+        if not fits_holding(spec, cfg.holding_bars):
+            skipped.append(f"{m.key}: its return window does not fit a {cfg.holding_bars}-bar holding")
+            continue
+        if f["data_end"] is None or f["holdout_ic"] is None:
+            skipped.append(f"{m.key}: the catalog records no data_end or holdout IC")
+            continue
+        data_end = datetime.fromisoformat(f["data_end"].replace("Z", "+00:00"))
+        bound = data_end + timedelta(minutes=spec.reach_bars * interval_minutes)
+        traded.append(
+            TradedModel(m, spec, float(f["holdout_ic"]), data_end, bound + timedelta(microseconds=1), f["model_dir"])
+        )
+    return traded, refused, skipped
+
+
+def run_live(
+    results: str | Path,
+    cfg: EngineConfig,
+    *,
+    interval_minutes: float,
+    start: datetime | None = None,
+    until: datetime | None = None,
+    max_cycles: int | None = None,
+    follow_lake: bool = False,
+    poll_seconds: float = 1.0,
+    idle_exit_seconds: float = 30.0,
+    stale_after_seconds: float = 600.0,
+    install_signals: bool = True,
+) -> RunSummary:
+    """Trade the lake's bars (replay, or follow as they land) through the engine; see the module docstring."""
+    results = Path(results)
+    lake = LakeBars(results, interval_minutes)
+    stamps = lake.timestamps()
+    tail = lake.between(stamps[max(0, len(stamps) - 200)], stamps[-1])
+    measured = check_interval(tail, interval_minutes, str(lake.directory))
+    models, refused, skipped = select_traded(results, cfg, measured)
+    ledger = LedgerWriter(results, cfg.account)
+    summary = RunSummary(account=cfg.account, ledger=str(ledger.path), models_refused=refused, models_skipped=skipped)
+    journal = StateJournal(results)
+    if not models:
+        ledger.close()
+        raise RuntimeError(f"policy {cfg.policy!r} selected no model this engine can trade: {refused + skipped}")
+    summary.models = [m.key for m in models]
+    bound = max(m.first_tradable for m in models)
+    summary.first_tradable = bound.isoformat()
+    universe = _universe(lake, stamps)
+
+    _check_models_match(ledger, cfg, models, universe)
+    broker = PaperBroker(ledger_dir(results, cfg.account) / "broker.sqlite", cfg.broker)
+    last = ledger.last_cycle()
+    if last is None:
+        state = EngineState(cash=cfg.broker.initial_cash)
+        positions: dict[str, float] = {}
+        known: set[str] = set()
+    else:
+        state = EngineState.from_json(json.dumps(last[2]))
+        positions = dict(ledger.con.execute("select symbol, qty from positions").fetchall())
+        known = {r[0] for r in ledger.con.execute("select fill_id from fills")}
+    engine = Engine(cfg, models, universe, measured, ledger, broker, state, positions, known)
+
+    if last is not None:
+        after = datetime.fromisoformat(last[1])
+        summary.resumed_after = last[1]
+        _resubmit(ledger, broker, last[0])
+        rows = _frame(ledger, "select * from predictions where cycle_id > ?", (last[0] - engine.max_reach,))
+        engine.restore_pending(rows)
+        cycle_id = last[0]
+        ledger.event(last[0], "engine_resume", f"resumed after cycle {last[0]} ({last[1]})")
+    else:
+        first = start or bound
+        if first < bound and not cfg.allow_in_sample:
+            worst = max(models, key=lambda m: m.first_tradable)
+            raise InSampleError(
+                f"refusing to trade from {first.isoformat()}: model {worst.key} ({worst.model_dir}) was trained and "
+                f"picked on bars up to {worst.data_end.isoformat()} and its target reads {worst.spec.reach_bars} "
+                f"bar(s) further; the first out-of-sample bar is after "
+                f"{(bound - timedelta(microseconds=1)).isoformat()} "
+                "(--allow-in-sample trades it anyway, labelled in-sample)"
+            )
+        after = max([t for t in stamps if t < first], default=None)
+        cycle_id = 0
+        ledger.set_meta("started_at", utc_now_iso())
+    _warm(engine, lake, stamps, after)
+
+    stop = threading.Event()
+    previous = {}
+    if install_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda signo, _f: stop.set())
+    journal.update(status="running", current_stage="idle", cycle_count=cycle_id)
+    source = (
+        follow(
+            lake,
+            after,
+            poll_seconds=poll_seconds,
+            idle_exit_seconds=idle_exit_seconds,
+            stale_after_seconds=stale_after_seconds,
+            on_stale=lambda s: _stale(ledger, cycle_id, s),
+        )
+        if follow_lake
+        else replay(lake, after, until)
+    )
+    try:
+        for ts, part in source:
+            if until is not None and ts > until:
+                break
+            cycle_id += 1
+            result = engine.run_cycle(cycle_id, ts, part)
+            summary.cycles += 1
+            summary.in_sample_cycles += ts < engine.first_tradable
+            summary.first_ts = summary.first_ts or result.ts
+            summary.last_ts = result.ts
+            summary.latency_ms.append(result.latency_ms)
+            journal.update(
+                status="paused" if state.risk.paused else "running",
+                current_stage="idle",
+                cycle_count=cycle_id,
+                last_cycle=result.ts,
+                symbols_active=len(part),
+            )
+            if stop.is_set():
+                summary.stopped_by = "signal"
+                break
+            if max_cycles is not None and summary.cycles >= max_cycles:
+                break
+        journal.update(status="stopped", current_stage="idle")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        broker.close()
+        ledger.close()
+    return summary
+
+
+def _universe(lake: LakeBars, stamps: list[datetime]) -> list[str]:
+    recent = lake.between(stamps[max(0, len(stamps) - 200)], stamps[-1])
+    return sorted(recent["symbol"].unique().to_list())
+
+
+def _check_models_match(
+    ledger: LedgerWriter, cfg: EngineConfig, models: list[TradedModel], universe: list[str]
+) -> None:
+    have = ledger.meta("models")
+    mine = json.dumps(sorted(m.model_dir for m in models))
+    if have is None:
+        ledger.set_meta("models", mine)
+        ledger.set_meta("config", cfg.model_dump_json())
+        ledger.set_meta("universe", json.dumps(universe))
+        with ledger.cycle() as con:
+            for m in models:
+                con.execute(
+                    "insert or replace into models values (?, ?, ?, ?, ?, ?, ?, ?, null, null)",
+                    (
+                        m.key,
+                        m.target,
+                        m.family,
+                        m.view,
+                        m.model_dir,
+                        m.holdout_ic,
+                        m.data_end.isoformat(),
+                        m.first_tradable.isoformat(),
+                    ),
+                )
+    elif have != mine:
+        raise ValueError(
+            f"{ledger.path}: this account trades other models than the policy picks now; resume with the same models "
+            "or start another --account"
+        )
+
+
+def _resubmit(ledger: LedgerWriter, broker: PaperBroker, cycle_id: int) -> None:
+    rows = ledger.con.execute(
+        "select client_order_id, symbol, qty, reduce_only, submitted_ts from orders where cycle_id = ?", (cycle_id,)
+    ).fetchall()
+    orders = [Order(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+    missing = [o for o in orders if o.client_order_id not in broker.known_orders([o.client_order_id])]
+    if missing:
+        broker.submit(missing)
+        ledger.event(
+            cycle_id, "orders_resubmitted", f"{len(missing)} order(s) of cycle {cycle_id} resubmitted after a restart"
+        )
+
+
+def _warm(engine: Engine, lake: LakeBars, stamps: list[datetime], after: datetime | None) -> None:
+    if after is None:
+        return
+    i = stamps.index(after)
+    lo = stamps[max(0, i - engine.buffer.history_bars + 1)]
+    bars = lake.between(lo, after)
+    by_ts = {k[0]: v for k, v in bars.sort("ts").partition_by("ts", as_dict=True).items()}
+    for ts in stamps[max(0, i - engine.buffer.history_bars + 1) : i + 1]:
+        engine.warm(by_ts[ts])
+
+
+def _frame(ledger: LedgerWriter, query: str, params: tuple) -> pl.DataFrame:
+    cur = ledger.con.execute(query, params)
+    cols = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    return pl.DataFrame(rows, schema=cols, orient="row") if rows else pl.DataFrame(schema=cols)
+
+
+def _stale(ledger: LedgerWriter, cycle_id: int, seconds: float) -> None:
+    ledger.event(cycle_id, "stale_data", f"no new bar for {seconds:.0f}s", "warning")
