@@ -115,7 +115,9 @@ def target_end_column(target: str) -> str:
     return target + END_SUFFIX
 
 
-def _raw(spec: TargetSpec) -> pl.Expr:
+def forward_return(spec: TargetSpec) -> pl.Expr:
+    """The raw forward return (a fraction) of ``spec`` at each bar of symbol-sorted bars: ``fwd_ret`` targets are
+    exactly this; the other kinds transform it (:func:`add_targets`). Live trading realises its IC with it."""
     if spec.entry == "next_open":
         price, start = pl.col("open"), spec.delay_bars + 1
     else:
@@ -132,7 +134,7 @@ def add_targets(
     its forward return ``<fwd>`` (see the module docstring).
     """
     specs = list(specs)
-    raw_cols = {s.base_name(interval_minutes): _raw(s) for s in specs}
+    raw_cols = {s.base_name(interval_minutes): forward_return(s) for s in specs}
     reaches = sorted({s.reach_bars for s in specs})
     lf = (
         bars.lazy()

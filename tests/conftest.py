@@ -75,3 +75,29 @@ def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO)
     return env
+
+
+@pytest.fixture(scope="session")
+def live_results(pipeline_results, tmp_path_factory) -> Path:
+    """The demo's RESULTS with the market's live bars (the 312 after the history) landed by the feed (read-only)."""
+    from live.feed import play
+    from ml.config import load_run_config
+
+    dst = tmp_path_factory.mktemp("live") / "RESULTS"
+    shutil.copytree(pipeline_results, dst)
+    assert play(dst, load_run_config(DEMO_CONFIG), batch=True).landed == 312
+    return dst
+
+
+@pytest.fixture
+def live_copy(live_results, tmp_path) -> Path:
+    """A private copy of ``live_results`` a test may trade on."""
+    dst = tmp_path / "RESULTS"
+    shutil.copytree(live_results, dst, ignore=shutil.ignore_patterns("live"))
+    return dst
+
+
+LINEAR_POLICY = (
+    "select model_dir from eligible_models where target = 'fwd_ret_5m_from_open' and family in ('Ridge', 'ElasticNet')"
+)
+"""The demo's two linear models of the planted tradable target: the fastest engine for tests of its mechanics."""

@@ -92,7 +92,12 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     run_id = client.submit_job_execution(
-        "training_pipeline", repository_location_name="assets.definitions", repository_name="__repository__"
+        "training_pipeline",
+        repository_location_name="assets.definitions",
+        repository_name="__repository__",
+        # the steps in the run worker's process (the UI's launchpad offers the same): one import of the
+        # libraries instead of one per step process
+        run_config={"execution": {"config": {"in_process": {}}}},
     )
     deadline = time.monotonic() + 300
     while (status := client.get_run_status(run_id)) not in (

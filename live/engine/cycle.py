@@ -29,7 +29,7 @@ from live.features import FeatureBuffer
 from live.loader import LoadedModel
 from live.risk.limits import ACTIVE, HALTED, RiskState, assess, pre_trade, trip
 from ml.metrics import row_ic
-from ml.targets import VOL_WINDOW_BARS, TargetSpec, add_targets
+from ml.targets import VOL_WINDOW_BARS, TargetSpec, add_targets, forward_return
 
 BLEND = "<blend>"
 
@@ -528,8 +528,15 @@ class Engine:
                 pl.col("ts").cast(bars.schema["ts"])
             )
             for t in done:
-                y = add_targets(frame, bars, [self.specs[t]], self.interval_minutes)[t].to_numpy().astype(float)
-                y = np.where(np.isnan(y), np.nan, y)
+                spec = self.specs[t]
+                if spec.kind == "fwd_ret":  # the target is the forward return itself
+                    y_frame = bars.select("ts", "symbol", forward_return(spec).alias(t)).filter(
+                        pl.col("ts") == rec["ts"]
+                    )
+                    y_frame = frame.join(y_frame, on=["ts", "symbol"], how="left")
+                else:
+                    y_frame = add_targets(frame, bars, [spec], self.interval_minutes)
+                y = y_frame[t].to_numpy().astype(float)
                 for m in self.models:
                     if m.target == t and m.key in rec["scores"]:
                         ic, cnt = row_ic(rec["scores"][m.key], y)
