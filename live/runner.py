@@ -228,10 +228,10 @@ def _check_models_match(
     have = ledger.meta("models")
     mine = json.dumps(sorted(m.model_dir for m in models))
     if have is None:
-        ledger.set_meta("models", mine)
-        ledger.set_meta("config", cfg.model_dump_json())
-        ledger.set_meta("universe", json.dumps(universe))
-        with ledger.cycle() as con:
+        with ledger.cycle() as con:  # all of it or nothing: a kill here leaves a ledger that starts afresh
+            ledger.set_meta("models", mine)
+            ledger.set_meta("config", cfg.model_dump_json())
+            ledger.set_meta("universe", json.dumps(universe))
             for m in models:
                 con.execute(
                     "insert or replace into models values (?, ?, ?, ?, ?, ?, ?, ?, null, null)",
