@@ -199,6 +199,7 @@ def cmd_live_run(args: argparse.Namespace) -> int:
         follow_lake=args.follow,
         poll_seconds=args.poll_seconds,
         idle_exit_seconds=args.idle_exit_seconds,
+        stale_after_seconds=args.stale_after_seconds,
     )
     if args.json:
         print(
@@ -427,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="after the lake's bars, trade new ones as they land")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="--follow: how often to look for new bars")
     p.add_argument("--idle-exit-seconds", type=float, default=30.0, help="--follow: stop after this long without a bar")
+    p.add_argument(
+        "--stale-after-seconds", type=float, default=600.0, help="--follow: an event when no bar came for this long"
+    )
     p.add_argument("--allow-in-sample", action="store_true", help="debugging: trade bars the models saw (labelled)")
     p.add_argument("--strict", action="store_true", help="refuse models whose meta recorded no checksum")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -20,6 +20,8 @@ from contracts.paths import get_global_routing_path, get_target_routing_path, ge
 from contracts.routing import load_routing
 from tests.conftest import DEMO_CONFIG, REPO, free_port, wait_for_http
 
+SMOKE_CONFIG = str(REPO / "configs" / "smoke.yaml")
+
 
 def _demo_targets() -> set[str]:
     from ml.config import load_run_config
@@ -267,25 +269,24 @@ def test_bridge_without_an_engine_says_stopped(tmp_path: Path) -> None:
 
 
 def test_rematerializing_models_alone_makes_a_complete_run_that_records_its_upstream(
-    pipeline_results: Path, dagster_instance, tmp_path: Path
+    dagster_instance, tmp_path: Path
 ) -> None:
-    import shutil
-
     import dagster as dg
 
     from assets.definitions import ALL_ASSETS
     from assets.resources import LakeResource
 
     results = tmp_path / "RESULTS"
-    shutil.copytree(pipeline_results, results)
+    lake = {"lake": LakeResource(results_dir=str(results), config_path=SMOKE_CONFIG)}
+    assert dg.materialize(ALL_ASSETS, instance=dagster_instance, resources=lake).success
     (first,) = _run_dirs(results)
-    # the upstream pointers in the IO manager name the first run's directory under pipeline_results;
-    # materializing against the copy reuses that run's ranking and routing
+    # the upstream pointers in the IO manager name the first run's directory: the new run reuses its ranking and
+    # routing
     res = dg.materialize(
         ALL_ASSETS,
         selection=dg.AssetSelection.assets("models").required_multi_asset_neighbors(),  # as the UI does
         instance=dagster_instance,
-        resources={"lake": LakeResource(results_dir=str(results), config_path=DEMO_CONFIG)},
+        resources=lake,
     )
     assert res.success
     new = [d for d in _run_dirs(results) if d.name != first.name]

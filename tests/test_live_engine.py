@@ -19,13 +19,14 @@ from live.ledger.reader import LedgerReader
 from live.report import report
 from live.risk.limits import HALTED, REDUCING, RiskState, assess, pre_trade
 from live.runner import InSampleError, run_live
+from ml.config import load_run_config
 from ml.lake import read_table, table_dir
 from tests.conftest import DEMO_CONFIG, LINEAR_POLICY
 
 STAGES = ("prediction", "blend", "alpha_bps", "cost_bps", "net_alpha_bps", "sigma_bps", "gate", "z", "risk")
 
 
-def _trade(results: Path, account: str = "paper", **overrides) -> dict:
+def _trade(results: Path, account: str = "paper", max_cycles: int | None = None, **overrides) -> dict:
     base = load_engine_config(DEMO_CONFIG).model_dump()
     for key, value in overrides.items():
         if isinstance(value, dict):
@@ -33,7 +34,7 @@ def _trade(results: Path, account: str = "paper", **overrides) -> dict:
         else:
             base[key] = value
     cfg = EngineConfig.model_validate({**base, "account": account})
-    summary = run_live(results, cfg, interval_minutes=5.0, install_signals=False)
+    summary = run_live(results, cfg, interval_minutes=5.0, max_cycles=max_cycles, install_signals=False)
     return {"summary": summary, "cfg": cfg}
 
 
@@ -260,7 +261,12 @@ def test_pre_trade_checks_hold_every_limit() -> None:
 
 def test_a_daily_loss_breach_halts_with_its_reason_and_only_reducing_orders_follow(live_copy: Path) -> None:
     # a limit a normal day's noise breaches: the kill switch must trip and flatten the book, and stay on that day
-    _trade(live_copy, policy=LINEAR_POLICY, risk={"daily_loss_frac": 0.0001, "reduce_at_frac_of_limit": 1.0})
+    _trade(
+        live_copy,
+        max_cycles=120,
+        policy=LINEAR_POLICY,
+        risk={"daily_loss_frac": 0.0001, "reduce_at_frac_of_limit": 1.0},
+    )
     cyc = _ledger(live_copy, "select cycle_id, ts, trading_state from cycles order by cycle_id")
     halted = cyc.filter(pl.col("trading_state") == HALTED)
     assert halted.height > 0
@@ -305,12 +311,7 @@ def _positions_before(results: Path) -> dict[tuple[int, str], float]:
 )
 def test_drawdown_position_and_gross_limits_hold(live_copy: Path, limit: dict) -> None:
     sizing_cfg = {"max_gross_frac": 0.1} if "max_gross_frac" in limit else {}
-    _trade(
-        live_copy,
-        policy=LINEAR_POLICY,
-        risk=limit,
-        sizing=sizing_cfg,
-    )
+    _trade(live_copy, max_cycles=100, policy=LINEAR_POLICY, risk=limit, sizing=sizing_cfg)
     d = _ledger(
         live_copy,
         "select d.cycle_id, d.symbol, d.order_qty, e.equity, d.trace_json "
@@ -368,3 +369,38 @@ def test_pause_resume_and_kill_through_the_cli(live_copy: Path, capsys) -> None:
     assert _ledger(live_copy, "select trading_state from cycles where cycle_id = 21")["trading_state"][0] != HALTED
     with pytest.raises(SystemExit):  # argparse refuses an unknown command
         main(["--results", str(live_copy), "live", "control", "flatten", "--reason", "x"])
+
+
+# --- following the lake as the feed lands bars --------------------------------------------------------------------
+
+
+def test_follow_mode_trades_each_bar_the_feed_lands(results_copy: Path, cli_env: dict) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from live.feed import play
+    from tests.conftest import REPO
+
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "foxlake.cli", "--results", str(results_copy), "live", "run", "--config", DEMO_CONFIG,
+         "--policy", LINEAR_POLICY, "--follow", "--poll-seconds", "0.2", "--idle-exit-seconds", "5",
+         "--stale-after-seconds", "2", "--json"],
+        env=cli_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    ledger = results_copy / "live" / "paper" / "ledger.sqlite"
+    deadline = time.monotonic() + 60
+    while not ledger.exists() and engine.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the engine has loaded its models and waits for bars
+    assert engine.poll() is None, engine.communicate()[1][-2000:]
+    landed = []
+    fed = play(results_copy, load_run_config(DEMO_CONFIG), n_bars=6, seconds_per_bar=0.6, on_bar=landed.append)
+    assert fed.landed == 6 and fed.remaining == 306
+    out, err = engine.communicate(timeout=120)
+    assert engine.returncode == 0, err[-2000:]
+    run = json.loads(out.strip().splitlines()[-1])["run"]
+    assert run["cycles"] == 6 and run["in_sample_cycles"] == 0
+    cycles = _ledger(results_copy, "select ts from cycles order by cycle_id")["ts"].to_list()
+    assert cycles == landed  # every bar the feed landed, in order, each once
+    stale = _ledger(results_copy, "select message from events where event_type = 'stale_data'")
+    assert stale.height == 1  # the feed stopped: said once, then the engine left after the idle limit

@@ -22,6 +22,7 @@ from tests.conftest import DEMO_CONFIG, LINEAR_POLICY
 
 SEEDS = (11, 12, 13)
 CYCLES = 200
+NO_SIGNAL_CYCLES = 100
 NO_SIGNAL = {"rho_volume": 0.0, "rho_gap_common": 0.0, "rho_gap_symbol": 0.0, "rho_wick_symbol": 0.0}
 
 
@@ -78,7 +79,7 @@ def test_without_signal_costs_bite_and_nothing_is_earned_before_them(live_result
     nets, grosses, sds = [], [], []
     for seed in SEEDS:
         results = _market(live_results, tmp_path_factory.mktemp(f"flat{seed}") / "RESULTS", seed, 48, **NO_SIGNAL)
-        run_live(results, cfg, interval_minutes=5.0, max_cycles=CYCLES, install_signals=False)
+        run_live(results, cfg, interval_minutes=5.0, max_cycles=NO_SIGNAL_CYCLES, install_signals=False)
         rep = report(results, cfg.account, 5.0)
         assert rep["fills"] > 50  # it trades: the models still see "signal"
         nets.append(rep["net_pnl"])

@@ -1276,6 +1276,8 @@ def test_get_family_lookup():
 
 
 def test_load_demo_config():
+    from live.config import load_engine_config
+
     cfg = load_run_config(REPO / "configs" / "demo.yaml")
     assert cfg.run_id == "demo" and cfg.data_source == "synthetic" and cfg.seed == 42
     assert cfg.families == ("LightGBM", "XGBoost", "CatBoost", "Ridge", "ElasticNet", "MLP")
@@ -1297,7 +1299,8 @@ def test_load_demo_config():
     # only the close-to-close target at delay 0 is research-only: no order fills at the close the features see
     assert [n for n in cfg.target_names() if not cfg.target_spec(n).tradable] == ["fwd_ret_5m"]
     assert cfg.interval_minutes is None and cfg.bar_interval_minutes == 5.0  # the synthetic market's
-    assert cfg.market == SyntheticMarketConfig(n_symbols=24, n_bars=3000, interval_minutes=5, seed=7)
+    assert cfg.market == SyntheticMarketConfig(n_symbols=24, n_bars=3042, live_bars=312, interval_minutes=5, seed=7)
+    assert load_engine_config(REPO / "configs" / "demo.yaml").sizing.weight_per_z_frac == 0.3  # its live: section
     assert cfg.routing.cs_ic_min == 0.01 and cfg.cv.n_folds == 3
     assert cfg.holdout == HoldoutConfig(fraction=0.2) and cfg.evaluation.cost_bps == 0.25
     # the two noise targets: nothing is planted in them

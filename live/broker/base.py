@@ -51,8 +51,8 @@ class Broker(Protocol):
     def process_bar(self, ts: str, opens: dict[str, float], volumes: dict[str, float]) -> None:
         """Let the market move to bar ``ts``: open orders fill at its open (a no-op for a bar already processed)."""
 
-    def fills(self) -> list[Fill]:
-        """Every fill, in order."""
+    def fills(self, after_ts: str = "") -> list[Fill]:
+        """The fills at bars after ``after_ts`` (ISO; "" = all), in order."""
 
     def positions(self) -> dict[str, float]:
         """Signed shares per symbol (non-zero only)."""

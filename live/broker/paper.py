@@ -22,6 +22,7 @@ create table if not exists fills (
     symbol text not null, ts text not null, qty real not null, price real not null, fee real not null,
     requested_qty real not null
 );
+create index if not exists fills_ts on fills (ts);
 create table if not exists positions (symbol text primary key, qty real not null);
 """
 
@@ -97,9 +98,11 @@ class PaperBroker:
             self.con.execute("update meta set value = ? where key = 'cash'", (repr(cash),))
             self.con.execute("update meta set value = ? where key = 'last_bar_ts'", (ts,))
 
-    def fills(self) -> list[Fill]:
+    def fills(self, after_ts: str = "") -> list[Fill]:
         rows = self.con.execute(
-            "select fill_id, client_order_id, symbol, ts, qty, price, fee, requested_qty from fills order by seq"
+            "select fill_id, client_order_id, symbol, ts, qty, price, fee, requested_qty from fills "
+            "where ts > ? order by seq",
+            (after_ts,),
         ).fetchall()
         return [Fill(*r) for r in rows]
 

@@ -82,6 +82,7 @@ class EngineState:
     cov: dict[str, list[list[float]]] = field(default_factory=dict)  # target -> families' z-score correlation
     realised: dict[str, list[float]] = field(default_factory=dict)  # model -> [sum of realised IC, cycles]
     quarantined: dict[str, str] = field(default_factory=dict)  # model -> reason
+    fills_seen_ts: str = ""  # fills at bars up to this one are in the ledger (the broker is asked for later ones)
 
     def to_json(self) -> str:
         d = dict(self.__dict__)
@@ -177,9 +178,12 @@ class Engine:
 
         # the broker moves to ts: the previous cycle's orders fill at this bar's open; reconcile with its book
         self.broker.process_bar(ts_iso, opens, dict(zip(syms, volume[rows_idx].tolist(), strict=True)))
-        new_fills = [f for f in self.broker.fills() if f.fill_id not in self.known_fills]
+        new_fills = [
+            f for f in self.broker.fills(after_ts=self.state.fills_seen_ts) if f.fill_id not in self.known_fills
+        ]
         for f in new_fills:
             self._apply_fill(f)
+        self.state.fills_seen_ts = max([self.state.fills_seen_ts, *(f.ts for f in new_fills)])
         mismatch = self._reconcile()
         if mismatch:
             events.append(("reconciliation_mismatch", "error", f"engine and broker books differ: {mismatch}", {}))
@@ -197,36 +201,41 @@ class Engine:
             events.append((etype, "critical" if etype == "kill_switch" else "warning", msg, {}))
         self.state.risk.peak_equity = max(self.state.risk.peak_equity, equity)
 
-        # prediction
+        # prediction: one feature matrix per distinct feature list, sliced per model
         rows = self.buffer.rows()
-        row_pos = {s: i for i, s in enumerate(rows["symbol"].to_list())}
+        row_syms = rows["symbol"].to_list()
+        row_pos = {s: i for i, s in enumerate(row_syms)}
+        row_universe = np.array([self.index.get(s, -1) for s in row_syms], dtype=np.int64)
+        matrices: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         scores: dict[str, np.ndarray] = {}
         incomplete: dict[str, list[str]] = {}
         for m in self.models:
             if m.key in self.state.quarantined:
                 continue
-            out = np.full(n, np.nan)
-            scope = [m.symbol] if m.symbol else rows["symbol"].to_list()
-            sel = [row_pos[s] for s in scope if s in row_pos]
-            if not sel:
+            features = tuple(m.loaded.meta.feature_list)
+            if features not in matrices:
+                matrices[features] = FeatureBuffer.matrix(rows, list(features))
+            X_all, complete_all = matrices[features]
+            if m.symbol:
+                sel = np.array([row_pos[m.symbol]] if m.symbol in row_pos else [], dtype=np.int64)
+            else:
+                sel = np.flatnonzero(row_universe >= 0)
+            if not len(sel):
                 continue
-            X, complete = FeatureBuffer.matrix(rows[sel], m.loaded.meta.feature_list)
-            lacking = [
-                scope_s for scope_s, ok in zip([rows["symbol"][i] for i in sel], complete, strict=True) if not ok
-            ]
-            if lacking:
-                incomplete[m.key] = lacking
+            complete = complete_all[sel]
+            if not complete.all():
+                incomplete[m.key] = [row_syms[i] for i in sel[~complete]]
+            out = np.full(n, np.nan)
             if complete.any():
                 try:
-                    pred = np.asarray(m.loaded.predict(X[complete]), dtype=float).ravel()
+                    pred = np.asarray(m.loaded.predict(X_all[sel[complete]]), dtype=float).ravel()
                     if not np.isfinite(pred).all():
                         raise ValueError("non-finite prediction")
                 except Exception as exc:  # noqa: BLE001 - one model must not stop the cycle
                     self.state.quarantined[m.key] = f"{type(exc).__name__}: {exc}"[:300]
                     events.append(("model_quarantined", "error", f"{m.key}: {self.state.quarantined[m.key]}", {}))
                     continue
-                idx = [self.index[rows["symbol"][i]] for i, ok in zip(sel, complete, strict=True) if ok]
-                out[idx] = pred
+                out[row_universe[sel[complete]]] = pred
             scores[m.key] = out
         for key, lacking in incomplete.items():
             events.append(
