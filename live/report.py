@@ -26,8 +26,9 @@ def bars_per_year(interval_minutes: float) -> float:
 def report(results: str | Path, account: str, interval_minutes: float) -> dict[str, Any]:
     """Net P&L, annualised Sharpe, max drawdown, turnover, hit rate, fees, realised IC per target and model."""
     with LedgerReader(results, account) as led:
-        meta = led.meta()
-        initial = json.loads(meta["config"])["broker"]["initial_cash"]
+        if led.one("select count(*) as n from cycles")["n"] == 0:
+            return {"account": account, "cycles": 0}
+        initial = json.loads(led.meta()["config"])["broker"]["initial_cash"]
         eq = led.frame(
             "select cycle_id, ts, cash, market_value, equity, gross_frac, net_frac, fees_cum from equity "
             "order by cycle_id"
@@ -48,8 +49,6 @@ def report(results: str | Path, account: str, interval_minutes: float) -> dict[s
         )
         states = led.frame("select trading_state, count(*) as cycles from cycles group by 1 order by 1")
         events = led.one("select count(*) as n, sum(severity in ('error', 'critical')) as errors from events")
-    if eq.is_empty():
-        return {"account": account, "cycles": 0}
     equity = np.concatenate([[initial], eq["equity"].to_numpy()])
     rets = np.diff(equity) / equity[:-1]
     sd = rets.std(ddof=1) if len(rets) > 1 else 0.0

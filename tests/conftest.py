@@ -53,10 +53,6 @@ def pipeline_results(tmp_path_factory, dagster_instance) -> Path:
     from assets.resources import LakeResource
 
     results = tmp_path_factory.mktemp("results")
-    if os.environ.get("DEV_PIPELINE_RESULTS"):
-        shutil.rmtree(results)
-        shutil.copytree(os.environ["DEV_PIPELINE_RESULTS"], results)
-        return results  # noqa
     result = dg.materialize(
         ALL_ASSETS,
         instance=dagster_instance,

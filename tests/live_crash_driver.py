@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -21,17 +22,23 @@ from live.broker.paper import PaperBroker
 from live.config import EngineConfig
 from live.ledger.reader import LedgerReader
 from live.runner import run_live
-from ml.lake import read_table, table_dir
+from live.sources import LakeBars
 
-TOTAL_CYCLES = 312
+TOTAL_CYCLES = 200  # the bars the test replays (of the 312 live bars)
 
 
 def _engine(ctx, results: Path, cfg: EngineConfig, max_cycles: int | None = None):
+    until = last_bar(results)
     """Start an engine process (forked from a server that has the libraries imported: a restart costs no import)."""
-    kwargs = {"interval_minutes": 5.0, "max_cycles": max_cycles}
+    kwargs = {"interval_minutes": 5.0, "max_cycles": max_cycles, "until": until}
     proc = ctx.Process(target=run_live, args=(str(results), cfg), kwargs=kwargs)
     proc.start()
     return proc
+
+
+def last_bar(results: Path):
+    """The TOTAL_CYCLES-th of the 312 live bars after the history: where the replay ends."""
+    return LakeBars(results, 5.0).timestamps()[-312 + TOTAL_CYCLES - 1]
 
 
 def _cycles(results: Path) -> int:
@@ -62,8 +69,11 @@ def _broker_fills_while_dead(results: Path, cfg: EngineConfig, rng: random.Rando
         ids = ids["client_order_id"].to_list() if ids.height else []
         if not ids or broker.last_bar() != last["ts"] or broker.known_orders(ids) != set(ids):
             return False
-        bars = read_table(table_dir(results, "bars", 5)).with_columns(
-            pl.col("ts").dt.to_string("%Y-%m-%dT%H:%M:%S+00:00").alias("iso")
+        start = datetime.fromisoformat(last["ts"])
+        bars = (
+            LakeBars(results, 5.0)
+            .between(start, start + timedelta(days=4))
+            .with_columns(pl.col("ts").dt.to_string("%Y-%m-%dT%H:%M:%S+00:00").alias("iso"))
         )
         later = bars.filter((pl.col("iso") > last["ts"]) & pl.col("symbol").is_in(universe))
         if later.is_empty():

@@ -162,7 +162,7 @@ def _write(root: Path, examples: list) -> list[Path]:
     return written
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(metas(), min_size=1, max_size=6))
 def test_random_and_malformed_metas_never_crash_the_indexer(examples) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,7 @@ from live.config import load_engine_config
 from live.ledger.reader import LedgerReader
 from live.runner import run_live
 from tests.conftest import DEMO_CONFIG, LINEAR_POLICY, REPO, free_port, wait_for_http
+from tests.live_crash_driver import TOTAL_CYCLES, last_bar
 
 KILLS = 30
 
@@ -68,7 +69,7 @@ def test_sigkill_at_random_moments_and_resume_equals_an_uninterrupted_run(live_r
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     for d in (reference, crashed):
         shutil.copytree(live_results, d)
-    run_live(reference, cfg, interval_minutes=5.0, install_signals=False)
+    run_live(reference, cfg, interval_minutes=5.0, until=last_bar(reference), install_signals=False)
 
     port = free_port()
     bridge = subprocess.Popen(
@@ -101,7 +102,7 @@ def test_sigkill_at_random_moments_and_resume_equals_an_uninterrupted_run(live_r
 
     assert done["kills"] == KILLS and done["broker_fills"] >= 3 and done["exitcode"] == 0
     want, got = _book(reference), _book(crashed)
-    assert want["equity"].height == got["equity"].height == 312
+    assert want["equity"].height == got["equity"].height == TOTAL_CYCLES
     for name in want:
         assert want[name].equals(got[name]), name  # fills, orders, positions, cash and equity identical
     assert got["orders"]["client_order_id"].n_unique() == got["orders"].height

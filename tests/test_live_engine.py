@@ -23,6 +23,7 @@ from ml.config import load_run_config
 from ml.lake import read_table, table_dir
 from tests.conftest import DEMO_CONFIG, LINEAR_POLICY
 
+CYCLES = 156  # two sessions of the 312 live bars
 STAGES = ("prediction", "blend", "alpha_bps", "cost_bps", "net_alpha_bps", "sigma_bps", "gate", "z", "risk")
 
 
@@ -40,12 +41,12 @@ def _trade(results: Path, account: str = "paper", max_cycles: int | None = None,
 
 @pytest.fixture(scope="module")
 def demo_account(live_results, tmp_path_factory) -> Path:
-    """The demo's paper account: every model the default policy picks, over the 312 live bars."""
+    """The demo's paper account: every model the default policy picks, over the first two sessions of live bars."""
     import shutil
 
     results = tmp_path_factory.mktemp("demo_account") / "RESULTS"
     shutil.copytree(live_results, results)
-    _trade(results)
+    _trade(results, max_cycles=CYCLES)
     return results
 
 
@@ -63,7 +64,7 @@ def test_cash_positions_and_equity_reconcile_with_the_fills_to_the_cent_at_every
     bars = read_table(table_dir(demo_account, "bars", 5)).select(
         pl.col("ts").dt.to_string("%Y-%m-%dT%H:%M:%S+00:00").alias("ts"), "symbol", "close"
     )
-    assert eq.height == 312 and fills.height > 0
+    assert eq.height == CYCLES and fills.height > 0
     initial = 1_000_000.0
     for row in eq.iter_rows(named=True):
         upto = fills.filter(pl.col("cycle_id") <= row["cycle_id"])
@@ -79,7 +80,7 @@ def test_cash_positions_and_equity_reconcile_with_the_fills_to_the_cent_at_every
     book = fills.group_by("symbol").agg(pl.col("qty").sum()).filter(pl.col("qty") != 0).sort("symbol")
     positions = _ledger(demo_account, "select symbol, qty from positions order by symbol")
     assert book.rows() == positions.rows()  # the ledger's positions are the sum of its fills
-    assert last == 312
+    assert last == CYCLES
 
 
 def test_the_engine_holds_longs_and_shorts_and_the_broker_agrees(demo_account: Path) -> None:
@@ -107,7 +108,7 @@ def test_the_engine_holds_longs_and_shorts_and_the_broker_agrees(demo_account: P
 
 def test_every_symbol_of_every_cycle_gets_a_decision_with_the_trace_of_every_stage(demo_account: Path) -> None:
     d = _ledger(demo_account, "select cycle_id, symbol, action, reason, trace_json, order_qty from decisions")
-    assert d.height == 312 * 24
+    assert d.height == CYCLES * 24
     assert set(d["action"]) <= {"TRADE", "HOLD", "BLOCKED"} and "TRADE" in set(d["action"])
     for trace in d["trace_json"].head(200):
         t = json.loads(trace)
@@ -124,12 +125,12 @@ def test_every_symbol_of_every_cycle_gets_a_decision_with_the_trace_of_every_sta
 
 def test_the_report_measures_the_traded_bars(demo_account: Path) -> None:
     rep = report(demo_account, "paper", 5.0)
-    assert rep["cycles"] == 312 and rep["in_sample_cycles"] == 0
+    assert rep["cycles"] == CYCLES and rep["in_sample_cycles"] == 0
     assert rep["measured_on"].startswith("live realised")
     assert rep["fees_paid"] > 0 and rep["fills"] > 0 and 0 < rep["turnover_frac_per_bar"] < 1
     assert rep["max_long_positions"] > 0 and rep["max_short_positions"] > 0
     blend = [r for r in rep["realised_ic"] if r["model"].startswith("<blend>")]
-    assert blend and blend[0]["cycles"] == 310  # the last bars' returns are not in yet
+    assert blend and blend[0]["cycles"] == CYCLES - 2  # the last bars' returns are not in yet
     picked = [r for r in rep["realised_ic"] if not r["model"].startswith("<blend>")]
     assert all(r["holdout_ic"] is not None for r in picked)  # shown beside, never mixed in
 
@@ -384,8 +385,8 @@ def test_follow_mode_trades_each_bar_the_feed_lands(results_copy: Path, cli_env:
 
     engine = subprocess.Popen(
         [sys.executable, "-m", "foxlake.cli", "--results", str(results_copy), "live", "run", "--config", DEMO_CONFIG,
-         "--policy", LINEAR_POLICY, "--follow", "--poll-seconds", "0.2", "--idle-exit-seconds", "5",
-         "--stale-after-seconds", "2", "--json"],
+         "--policy", LINEAR_POLICY, "--follow", "--poll-seconds", "0.2", "--idle-exit-seconds", "3.5",
+         "--stale-after-seconds", "1.5", "--json"],
         env=cli_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     ledger = results_copy / "live" / "paper" / "ledger.sqlite"
@@ -394,7 +395,7 @@ def test_follow_mode_trades_each_bar_the_feed_lands(results_copy: Path, cli_env:
         time.sleep(0.1)  # the engine has loaded its models and waits for bars
     assert engine.poll() is None, engine.communicate()[1][-2000:]
     landed = []
-    fed = play(results_copy, load_run_config(DEMO_CONFIG), n_bars=6, seconds_per_bar=0.6, on_bar=landed.append)
+    fed = play(results_copy, load_run_config(DEMO_CONFIG), n_bars=6, seconds_per_bar=0.4, on_bar=landed.append)
     assert fed.landed == 6 and fed.remaining == 306
     out, err = engine.communicate(timeout=120)
     assert engine.returncode == 0, err[-2000:]

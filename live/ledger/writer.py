@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,20 @@ def open_rw(path: Path) -> sqlite3.Connection:
     return con
 
 
+def _create(path: Path) -> None:
+    """Create the ledger with its schema under a temporary name, then move it into place: a reader never finds a
+    ledger without its tables."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    con = open_rw(tmp)
+    try:
+        con.executescript(DDL)
+        con.execute("insert into meta values ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    finally:
+        con.close()  # the last connection checkpoints and removes the WAL files
+    os.replace(tmp, path)
+
+
 @contextmanager
 def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``begin immediate`` … ``commit``; a rollback on any exception (the connection is in autocommit mode)."""
@@ -42,12 +57,11 @@ class LedgerWriter:
 
     def __init__(self, results: str | Path, account: str) -> None:
         self.path = ledger_file(results, account)
+        if not self.path.exists():
+            _create(self.path)
         self.con = open_rw(self.path)
-        self.con.executescript(DDL)
         have = self.meta("schema_version")
-        if have is None:
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(have) != SCHEMA_VERSION:
+        if have is None or int(have) != SCHEMA_VERSION:
             raise ValueError(f"{self.path}: ledger schema {have}, this engine writes {SCHEMA_VERSION}")
 
     def close(self) -> None:
