@@ -151,17 +151,22 @@ class ModelFiles:
     model_path: Path
 
 
+def _selection(root: Path, policy: str, interval_minutes: float | None) -> tuple[list[str], dict[str, CatalogModel]]:
+    """The model directories a policy picks and their catalog rows, from one catalog snapshot."""
+    con = connect(root)
+    try:
+        dirs = _select(con, policy, interval_minutes)
+        return dirs, _catalog_rows(con, dirs)
+    finally:
+        con.close()
+
+
 def resolve_model_files(
     results: str | Path, policy: str = DEFAULT_POLICY, interval_minutes: float | None = None
 ) -> list[ModelFiles]:
     """The files of the models a policy or an alias picks (absolute paths), from one catalog snapshot."""
     root = Path(results)
-    con = connect(results)
-    try:
-        dirs = _select(con, policy, interval_minutes)
-        rows = _catalog_rows(con, dirs)
-    finally:
-        con.close()
+    dirs, rows = _selection(root, policy, interval_minutes)
     out = []
     for d in dirs:
         directory = confined(root, d)
@@ -272,12 +277,7 @@ def load_selected(
     """Load every model the policy picks, from one catalog snapshot; the models and one error line per model
     refused."""
     root = Path(results)
-    con = connect(root)
-    try:
-        dirs = _select(con, policy, interval_minutes)
-        rows = _catalog_rows(con, dirs)
-    finally:
-        con.close()
+    dirs, rows = _selection(root, policy, interval_minutes)
     loaded, errors = [], []
     for rel in dirs:
         try:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from live.ledger.reader import LedgerReader
 from ml.synthetic import SESSION_MINUTES
@@ -117,8 +116,3 @@ def format_report(rep: dict[str, Any]) -> str:
 
 def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.4f}"
-
-
-def equity_frame(results: str | Path, account: str) -> pl.DataFrame:
-    with LedgerReader(results, account) as led:
-        return led.frame("select * from equity order by cycle_id")

@@ -128,7 +128,7 @@ def run_live(
     summary.models = [m.key for m in models]
     bound = max(m.first_tradable for m in models)
     summary.first_tradable = bound.isoformat()
-    universe = _universe(lake, stamps)
+    universe = sorted(tail["symbol"].unique().to_list())  # the symbols of the last 200 bar timestamps
 
     _check_models_match(ledger, cfg, models, universe)
     broker = PaperBroker(ledger_dir(results, cfg.account) / "broker.sqlite", cfg.broker)
@@ -215,11 +215,6 @@ def run_live(
         broker.close()
         ledger.close()
     return summary
-
-
-def _universe(lake: LakeBars, stamps: list[datetime]) -> list[str]:
-    recent = lake.between(stamps[max(0, len(stamps) - 200)], stamps[-1])
-    return sorted(recent["symbol"].unique().to_list())
 
 
 def _check_models_match(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -83,13 +83,3 @@ def follow(
             on_stale(quiet)
             warned = True
         time.sleep(poll_seconds)
-
-
-def bar_before(stamps: list[datetime], ts: datetime, k: int) -> datetime:
-    """The timestamp ``k`` bars before ``ts`` in ``stamps`` (the first one if there are fewer)."""
-    i = stamps.index(ts)
-    return stamps[max(0, i - k)]
-
-
-def plus_bars(ts: datetime, bars: int, interval_minutes: float) -> datetime:
-    return ts + timedelta(minutes=bars * interval_minutes)

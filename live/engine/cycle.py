@@ -199,7 +199,6 @@ class Engine:
         prev = self.state.prev_equity or equity
         for etype, msg in assess(self.state.risk, equity, prev, day, self.cfg.risk):
             events.append((etype, "critical" if etype == "kill_switch" else "warning", msg, {}))
-        self.state.risk.peak_equity = max(self.state.risk.peak_equity, equity)
 
         # prediction: one feature matrix per distinct feature list, sliced per model
         rows = self.buffer.rows()
