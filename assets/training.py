@@ -112,16 +112,17 @@ def routing_decisions(
     )
 
 
-# --- models: one op per target × view × family, run in parallel by the multiprocess executor ----------
+# --- models: one op per target × view, its models fitted on ``workers`` threads (``ml.parallel``) ----------------
 
 
 def _group_key(job: ModelJob) -> str:
-    return f"{job.target}__{job.view}__{job.family}"
+    return f"{job.target}__{job.view}"
 
 
 @dg.op(out={"run": dg.Out(dict), "groups": dg.DynamicOut(dict)})
 def plan_models(context: dg.OpExecutionContext, lake: LakeResource, routing_decisions: dict):
-    """Reuse upstream artifacts if they come from another run, then one group per target × view × family."""
+    """Reuse upstream artifacts if they come from another run, then one group per target × view (every family, and
+    every symbol for SYMBOL_SPECIFIC)."""
     cfg = lake.run_config()
     run_dir = lake.run_dir(context, cfg)
     reused = steps.reuse_upstream(Path(routing_decisions["run_dir"]), run_dir)
@@ -137,7 +138,7 @@ def plan_models(context: dg.OpExecutionContext, lake: LakeResource, routing_deci
 
 @dg.op
 def train_model_group(context: dg.OpExecutionContext, lake: LakeResource, group: dict) -> list[dict]:
-    """Train one target × view × family (every symbol of it, for SYMBOL_SPECIFIC)."""
+    """Train one target × view: every family (and every symbol, for SYMBOL_SPECIFIC), ``workers`` fits at once."""
     cfg = lake.run_config()
     run_dir = Path(group["run_dir"])
     panel, _, dates = steps.load_panel(lake.results(), cfg)

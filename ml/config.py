@@ -108,6 +108,9 @@ class RunConfig(BaseModel):
         evaluation: how predictions are scored: costs, the quantile portfolio, per-symbol windows.
         routing: routing thresholds.
         seed: seed for every model fit.
+        workers: threads that rank targets and fit a group's models at once (``None``, the default: one per CPU
+            core). Not part of the training digest: every fit is single-threaded and seeded, so the results do not
+            depend on it (``ml.parallel``).
         live: the paper-trading engine's settings, validated by ``live.config.EngineConfig`` (not part of the
             training digest: changing how the engine trades retrains nothing).
     """
@@ -132,6 +135,7 @@ class RunConfig(BaseModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     routing: RoutingThresholds = RoutingThresholds()
     seed: int = 42
+    workers: int | None = Field(None, ge=1)
     live: dict[str, Any] = {}
 
     @field_validator("families", "ranking_families", "symbol_specific_families")
@@ -186,7 +190,7 @@ class RunConfig(BaseModel):
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of the config: the manifest's ``config_digest``."""
-        return sha256_text(canonical_json(self.model_dump(mode="json", exclude={"live"})))
+        return sha256_text(canonical_json(self.model_dump(mode="json", exclude={"live", "workers"})))
 
 
 def load_run_config(path: str | Path) -> RunConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class TrainingProgress:
         self.run_instance_id = run_instance_id
         self.heartbeat_seconds = heartbeat_seconds
         self._last = 0.0
+        self._lock = threading.Lock()  # ranking and training emit from several threads
 
     def emit(self, event_type: str, **fields: Any) -> None:
         ev = TrainingEvent(
@@ -43,11 +45,11 @@ class TrainingProgress:
             **fields,
         )
         line = json.dumps(ev.model_dump(exclude_none=True), sort_keys=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        self._last = time.monotonic()
+            self._last = time.monotonic()
 
     def stage(self, stage: str, targets_total: int, targets_complete: int = 0) -> None:
         self.emit(

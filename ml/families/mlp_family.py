@@ -12,6 +12,7 @@ the **de-standardised** score (``net(x) * y_std + y_mean``), i.e. in the target'
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,15 +40,21 @@ def _build_net(n_features: int, hidden: list[int], dropout: float) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
+_TORCH_STATE = threading.RLock()
+"""Held while torch runs: its intra-op thread count and its global RNG (weight init, dropout) are process-wide, so
+fits on several threads (``ml.parallel``) take turns; every other family runs beside them."""
+
+
 @contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` intra-op threads, restoring the process setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    """Run with ``n`` intra-op threads, restoring the process setting afterwards (holding :data:`_TORCH_STATE`)."""
+    with _TORCH_STATE:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, int(n)))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 @dataclass
