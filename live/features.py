@@ -1,6 +1,7 @@
 """The live feature buffer: a rolling window of bars per symbol, featurised by the same ``ml.features`` code as
-training. The window holds the largest lookback of the loaded models' features plus the current bar, so a row
-it builds equals the training row of the same bar (the parity test checks 1e-9)."""
+training (:func:`ml.features.latest_features`: the rows ``build_features`` gives at the newest bar). The window holds
+the largest lookback of the loaded models' features plus the current bar, so a row it builds equals the training row
+of the same bar (the parity test checks 1e-9)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
-from ml.features import build_features, max_lookback_bars
+from ml.features import latest_features, max_lookback_bars
 
 BAR_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap")
 
@@ -25,14 +26,22 @@ class FeatureBuffer:
     def __init__(self, feature_names: Iterable[str], min_bars: int = 1) -> None:
         self.feature_names = sorted(set(feature_names))
         self.history_bars = max(max_lookback_bars(self.feature_names) + 1, min_bars)
-        self._chunks: list[pl.DataFrame] = []
+        self._chunks: list[pl.DataFrame] = []  # one per timestamp, sorted by symbol
+        self._same_symbols = 0  # how many of the newest chunks hold exactly the newest one's symbols
         self._bars: pl.DataFrame | None = None
 
     @property
     def bars(self) -> pl.DataFrame:
         """The window's bars, sorted by (symbol, ts)."""
         if self._bars is None:
-            self._bars = pl.concat(self._chunks).sort("symbol", "ts") if self._chunks else pl.DataFrame()
+            if not self._chunks:
+                return pl.DataFrame()
+            frame = pl.concat(self._chunks)
+            if self._same_symbols >= len(self._chunks):  # a timestamps x symbols grid: transpose, no sort
+                width = self._chunks[-1].height
+                self._bars = frame[np.arange(frame.height).reshape(len(self._chunks), width).T.ravel()]
+            else:
+                self._bars = frame.sort("symbol", "ts")
         return self._bars
 
     def last(self, k: int) -> pl.DataFrame:
@@ -42,7 +51,10 @@ class FeatureBuffer:
     def push(self, bars_at_ts: pl.DataFrame) -> None:
         """Add one timestamp's bars (the oldest timestamp falls out once the window is full)."""
         cols = [c for c in BAR_COLUMNS if c in bars_at_ts.columns]
-        self._chunks.append(bars_at_ts.select(cols))
+        chunk = bars_at_ts.select(cols).sort("symbol")
+        same = bool(self._chunks) and self._chunks[-1]["symbol"].equals(chunk["symbol"])
+        self._same_symbols = self._same_symbols + 1 if same else 1
+        self._chunks.append(chunk)
         self._bars = None
         if len(self._chunks) > self.history_bars:
             self._chunks.pop(0)
@@ -51,8 +63,7 @@ class FeatureBuffer:
         """Feature rows at the newest timestamp, one per symbol with a bar there (nulls where history is short)."""
         if not self._chunks:
             raise ValueError("the feature buffer is empty")
-        ts = self._chunks[-1]["ts"][0]
-        return build_features(self.bars, self.feature_names).filter(pl.col("ts") == ts).sort("symbol")
+        return latest_features(self.bars, self.feature_names)
 
     @staticmethod
     def matrix(rows: pl.DataFrame, feature_list: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from ml.features import (
     FEATURES_BY_NAME,
     build_features,
     is_target_like,
+    latest_features,
     max_lookback_bars,
     resolve,
 )
@@ -154,6 +155,31 @@ def test_last_max_lookback_bars_reproduce_full_history(bars, full, until_index):
     assert live.height == MARKET.n_symbols
     assert live.select(ALL_FEATURES).null_count().sum_horizontal().item() == 0
     _assert_same(full.filter(pl.col("ts") == at), live, ALL_FEATURES)
+
+
+def test_latest_features_are_the_training_rows_of_the_newest_bar(bars, full):
+    """The live engine's form: the newest bar's rows of a window, where one symbol has a short history (a new
+    listing: the features it has too few bars for are null, as in warm-up) and one has no bar at the newest ts."""
+    symbols = sorted(bars["symbol"].unique().to_list())
+    at = full["ts"].max()
+    window = _last_bars(bars, max_lookback_bars(ALL_FEATURES) + 1).filter(
+        (pl.col("symbol") != symbols[1]) | (pl.int_range(pl.len()).over("symbol") >= pl.len().over("symbol") - 30),
+        (pl.col("symbol") != symbols[2]) | (pl.col("ts") < at),
+    )
+    got = latest_features(window)
+    assert got["symbol"].to_list() == [s for s in symbols if s != symbols[2]] and (got["ts"] == at).all()
+    _assert_same(build_features(window).filter(pl.col("ts") == at), got, ALL_FEATURES)
+    short = got.filter(pl.col("symbol") == symbols[1])
+    for name in ALL_FEATURES:
+        if not FEATURES_BY_NAME[name].cross_sectional:
+            assert (short[name][0] is None) == (FEATURES_BY_NAME[name].lookback_bars >= 30), name
+    ok = [s for s in symbols if s not in symbols[1:3]]
+    ts_features = [n for n in ALL_FEATURES if not FEATURES_BY_NAME[n].cross_sectional]
+    _assert_same(
+        full.filter(pl.col("ts") == at, pl.col("symbol").is_in(ok)),
+        got.filter(pl.col("symbol").is_in(ok)),
+        ts_features,
+    )
 
 
 def test_bars_older_than_the_lookback_cannot_move_a_feature(bars, full):

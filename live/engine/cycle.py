@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import polars as pl
 from contracts.bridge import utc_now_iso
 from live.broker.base import Fill, Order
 from live.config import EngineConfig
-from live.engine import arbitration, blending, sizing
+from live.engine import arbitration, blending, records, sizing
 from live.features import FeatureBuffer
 from live.loader import LoadedModel
 from live.risk.limits import ACTIVE, HALTED, RiskState, assess, pre_trade, trip
@@ -45,7 +46,7 @@ class TradedModel:
     first_tradable: datetime
     model_dir: str
 
-    @property
+    @cached_property
     def key(self) -> str:
         return self.loaded.key
 
@@ -128,6 +129,7 @@ class Engine:
         self.models = models
         self.universe = universe
         self.index = {s: i for i, s in enumerate(universe)}
+        self.universe_array = np.array(universe, dtype=object)
         self.interval_minutes = interval_minutes
         self.ledger = ledger
         self.broker = broker
@@ -308,7 +310,7 @@ class Engine:
 
         # execution: orders for the next bar's open
         orders = []
-        decisions = []
+        actions, reasons = [], []
         n_trade = n_hold = n_blocked = 0
         for i, s in enumerate(self.universe):
             q = float(final[i])
@@ -321,52 +323,41 @@ class Engine:
                 orders.append(
                     Order(client_order_id(self.cfg.account, ts_iso, s), s, q, self.state.risk.state != ACTIVE, ts_iso)
                 )
+            elif self.state.risk.state == HALTED:
+                action, reason = "BLOCKED", f"HALTED: {self.state.risk.kill_reason}"
+                n_blocked += 1
             else:
-                if self.state.risk.state == HALTED:
-                    action, reason = "BLOCKED", f"HALTED: {self.state.risk.kill_reason}"
-                    n_blocked += 1
-                else:
-                    action = "HOLD"
-                    reason = "; ".join(notes[i]) or (
-                        "inside the no-trade band"
-                        if want[i] == 0 and target_w[i] != 0
-                        else "no edge net of cost"
-                        if weak[i]
-                        else "at target"
-                    )
-                    n_hold += 1
-            trace = {
-                "in_sample": bool(in_sample),
-                "prediction": {k: _num(v[i]) for k, v in scores.items() if np.isfinite(v[i])},
-                "blend": {k: _num(v["score"][i]) for k, v in trace_blend.items() if np.isfinite(v["score"][i])},
-                "alpha_bps": _num(alpha[i]),
-                "cost_bps": _num(cost[i]),
-                "net_alpha_bps": _num(net[i]),
-                "sigma_bps": _num(sigma_hold[i]),
-                "gate": str(gates[i]) or None,
-                "z": _num(z[i]),
-                "current_weight_frac": _num(cur_w[i]),
-                "target_weight_frac": _num(target_w[i]),
-                "sized_qty": _num(want[i]),
-                "risk": {"state": self.state.risk.state, "cuts": notes[i]},
-                "order_qty": q,
-            }
-            decisions.append(
-                (
-                    cycle_id,
-                    s,
-                    action,
-                    reason,
-                    _num(alpha[i]),
-                    _num(cost[i]),
-                    _num(sigma_hold[i]),
-                    _num(z[i]),
-                    _num(cur_w[i]),
-                    _num(target_w[i]),
-                    q,
-                    json.dumps(trace, sort_keys=True),
+                action = "HOLD"
+                reason = "; ".join(notes[i]) or (
+                    "inside the no-trade band"
+                    if want[i] == 0 and target_w[i] != 0
+                    else "no edge net of cost"
+                    if weak[i]
+                    else "at target"
                 )
-            )
+                n_hold += 1
+            actions.append(action)
+            reasons.append(reason)
+        numbers = {
+            "alpha_bps": alpha,
+            "cost_bps": cost,
+            "sigma_bps": sigma_hold,
+            "z": z,
+            "current_weight_frac": cur_w,
+            "target_weight_frac": target_w,
+        }
+        traces = records.trace_json(
+            n,
+            in_sample,
+            scores,
+            {k: v["score"] for k, v in trace_blend.items()},
+            {**numbers, "net_alpha_bps": net, "sized_qty": want},
+            gates,
+            self.state.risk.state,
+            notes,
+            final,
+        )
+        decisions = records.decision_rows(cycle_id, self.universe, actions, reasons, numbers, final, traces)
 
         # realised IC of the cycles whose horizon has now elapsed
         realised_rows = self._realise(cycle_id)
@@ -426,20 +417,13 @@ class Engine:
             )
             self.ledger.insert_many(
                 "predictions",
-                [
-                    (cycle_id, ts_iso, m.target, m.key, self.universe[j], float(scores[m.key][j]))
-                    for m in self.models
-                    if m.key in scores
-                    for j in np.flatnonzero(np.isfinite(scores[m.key]))
-                ],
-            )
-            self.ledger.insert_many(
-                "predictions",
-                [
-                    (cycle_id, ts_iso, key.split("/", 1)[0], f"{BLEND}{key}", self.universe[j], float(v["score"][j]))
-                    for key, v in trace_blend.items()
-                    for j in np.flatnonzero(np.isfinite(v["score"]))
-                ],
+                records.prediction_rows(
+                    cycle_id,
+                    ts_iso,
+                    self.universe_array,
+                    [(m.target, m.key, scores[m.key]) for m in self.models if m.key in scores]
+                    + [(k.split("/", 1)[0], f"{BLEND}{k}", v["score"]) for k, v in trace_blend.items()],
+                ),
             )
             self.ledger.insert_many("realised_ic", realised_rows)
             for cid, result in commands:
@@ -600,8 +584,3 @@ class Engine:
             events.append(("command", "warning", f"{command} ({reason}): {result}", {"command_id": cid}))
             applied.append((cid, result))
         return applied
-
-
-def _num(x: Any) -> float | None:
-    v = float(x)
-    return v if np.isfinite(v) else None
