@@ -504,10 +504,10 @@ def latest_features(window: pl.DataFrame, names: Iterable[str] | None = None) ->
         values = _time_series(tail, _with_sources(members), per_symbol=False)[
             np.cumsum(np.minimum(n_bars, reach + 1)) - 1
         ]
+        short = {lb: pl.Series(n_bars <= lb) for lb in {_DEFS[n].lookback_bars for n in members}}
         parts.append(  # fewer bars than a feature reads: null, as in warm-up
             values.select(
-                pl.when(pl.Series(n_bars <= _DEFS[n].lookback_bars)).then(None).otherwise(pl.col(n)).alias(n)
-                for n in members
+                pl.when(short[_DEFS[n].lookback_bars]).then(None).otherwise(pl.col(n)).alias(n) for n in members
             )
         )
     frame = pl.concat(parts, how="horizontal")
