@@ -12,10 +12,11 @@ import polars as pl
 
 def _finite_frame(columns: dict[str, np.ndarray]) -> pl.DataFrame:
     """Float columns with NaN/inf as null."""
-    frame = pl.DataFrame({k: np.asarray(v, dtype=float) for k, v in columns.items()})
-    return frame.with_columns(
-        pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c) for c in frame.columns
-    )
+    finite = {}
+    for k, v in columns.items():
+        v = np.asarray(v, dtype=float)
+        finite[k] = np.where(np.isinf(v), np.nan, v)
+    return pl.DataFrame(finite, nan_to_null=True)
 
 
 def trace_json(
