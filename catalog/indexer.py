@@ -36,6 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 from catalog import units
+from catalog.alias_file import ALIAS_FILE, read_alias_file
 from catalog.scan import (
     STATE_FILE,
     Delta,
@@ -177,8 +178,6 @@ def _spool_bases() -> list[str]:
 
 def index_locked(root: Path, *, full: bool = False, verify: bool = False, workers: int | None = None) -> IndexReport:
     """:func:`build_catalog` for a caller that already holds :func:`index_lock`."""
-    from catalog.aliases import ALIAS_FILE
-
     t0 = time.perf_counter()
     _cleanup(root)  # what a crashed writer left, at every start (not only before a write)
     ref_ns = fs_now_ns()
@@ -906,8 +905,6 @@ def _delete_units(con: duckdb.DuckDBPyConnection, model_dirs: list[str], paths: 
 
 def _reload_aliases(con: duckdb.DuckDBPyConnection, root: Path, now: datetime) -> None:
     """Replace the ``aliases`` table (and alias rejections) with what ``RESULTS/catalog/aliases.jsonl`` says."""
-    from catalog.aliases import read_alias_file
-
     rows, bad = read_alias_file(root)
     con.execute("delete from aliases")
     con.execute("delete from rejected where kind = 'alias'")
