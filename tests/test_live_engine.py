@@ -405,3 +405,24 @@ def test_follow_mode_trades_each_bar_the_feed_lands(results_copy: Path, cli_env:
     assert cycles == landed  # every bar the feed landed, in order, each once
     stale = _ledger(results_copy, "select message from events where event_type = 'stale_data'")
     assert stale.height == 1  # the feed stopped: said once, then the engine left after the idle limit
+
+
+def test_the_feature_buffer_keeps_each_symbols_bars_in_order_with_or_without_gaps() -> None:
+    from live.features import FeatureBuffer
+    from ml.features import ALL_FEATURES, latest_features
+    from ml.synthetic import SyntheticMarketConfig, make_market
+
+    bars = make_market(SyntheticMarketConfig(n_symbols=5, n_bars=130, seed=3))
+    stamps = bars["ts"].unique().sort()
+    for gap in (False, True):  # a grid of timestamps x symbols (transposed), or one bar missing (sorted)
+        buffer = FeatureBuffer(ALL_FEATURES)
+        for i, t in enumerate(stamps):
+            at = bars.filter(pl.col("ts") == t).sample(fraction=1.0, shuffle=True, seed=i)  # any order in
+            if gap and i == len(stamps) - 20:
+                at = at.filter(pl.col("symbol") != "SYM002")
+            buffer.push(at)
+        window = bars.filter(pl.col("ts").is_in(stamps[-buffer.history_bars :].implode()))
+        if gap:
+            window = window.filter((pl.col("symbol") != "SYM002") | (pl.col("ts") != stamps[len(stamps) - 20]))
+        assert buffer.bars.equals(window.select(buffer.bars.columns).sort("symbol", "ts"))
+        assert buffer.rows().equals(latest_features(window, ALL_FEATURES))
