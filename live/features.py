@@ -27,7 +27,8 @@ class FeatureBuffer:
         self.feature_names = sorted(set(feature_names))
         self.history_bars = max(max_lookback_bars(self.feature_names) + 1, min_bars)
         self._chunks: list[pl.DataFrame] = []  # one per timestamp, sorted by symbol
-        self._same_symbols = 0  # how many of the newest chunks hold exactly the newest one's symbols
+        self._values: list[np.ndarray] = []  # each chunk's price and volume columns, symbols x columns
+        self._grid_run = 0  # how many of the newest chunks hold the newest one's symbols, without nulls
         self._bars: pl.DataFrame | None = None
 
     @property
@@ -36,13 +37,27 @@ class FeatureBuffer:
         if self._bars is None:
             if not self._chunks:
                 return pl.DataFrame()
-            frame = pl.concat(self._chunks)
-            if self._same_symbols >= len(self._chunks):  # a timestamps x symbols grid: transpose, no sort
-                width = self._chunks[-1].height
-                self._bars = frame[np.arange(frame.height).reshape(len(self._chunks), width).T.ravel()]
+            if self._grid_run >= len(self._chunks):
+                self._bars = self._grid()
             else:
-                self._bars = frame.sort("symbol", "ts")
+                self._bars = pl.concat(self._chunks).sort("symbol", "ts")
         return self._bars
+
+    def _grid(self) -> pl.DataFrame:
+        """The window as a timestamps x symbols grid transposed to (symbol, ts) order: no sort, no string copies
+        beyond one gather (what ``sort`` gives when every timestamp holds the same symbols)."""
+        newest = self._chunks[-1]
+        n_ts, n_sym = len(self._chunks), newest.height
+        values = np.stack(self._values).transpose(1, 0, 2).reshape(n_ts * n_sym, -1)  # (symbol, ts) rows
+        stamps = pl.concat([c["ts"].head(1) for c in self._chunks])
+        columns = {
+            "ts": stamps.gather(np.tile(np.arange(n_ts), n_sym)),
+            "symbol": newest["symbol"].gather(np.repeat(np.arange(n_sym), n_ts)),
+        }
+        numeric = [c for c in newest.columns if c not in ("ts", "symbol")]
+        for j, name in enumerate(numeric):
+            columns[name] = pl.Series(name, values[:, j]).cast(newest.schema[name])
+        return pl.DataFrame(columns).select(newest.columns)
 
     def last(self, k: int) -> pl.DataFrame:
         """The bars of the newest ``k`` timestamps, sorted by (symbol, ts)."""
@@ -52,12 +67,20 @@ class FeatureBuffer:
         """Add one timestamp's bars (the oldest timestamp falls out once the window is full)."""
         cols = [c for c in BAR_COLUMNS if c in bars_at_ts.columns]
         chunk = bars_at_ts.select(cols).sort("symbol")
-        same = bool(self._chunks) and self._chunks[-1]["symbol"].equals(chunk["symbol"])
-        self._same_symbols = self._same_symbols + 1 if same else 1
+        numeric = chunk.drop("ts", "symbol")
+        grid = (
+            bool(self._chunks)
+            and self._chunks[-1]["symbol"].equals(chunk["symbol"])
+            and self._chunks[-1].columns == chunk.columns
+            and not any(numeric.null_count().row(0))
+        )
+        self._grid_run = self._grid_run + 1 if grid else (0 if any(numeric.null_count().row(0)) else 1)
         self._chunks.append(chunk)
+        self._values.append(numeric.to_numpy().astype(float))
         self._bars = None
         if len(self._chunks) > self.history_bars:
             self._chunks.pop(0)
+            self._values.pop(0)
 
     def rows(self) -> pl.DataFrame:
         """Feature rows at the newest timestamp, one per symbol with a bar there (nulls where history is short)."""

@@ -31,6 +31,7 @@ than ``rank().over("ts")``, which ranks each timestamp's group on its own).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -406,21 +407,36 @@ def _symbol_chunks(symbols: pl.Series, max_rows: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def _time_series(bars: pl.DataFrame, needed: set[str], per_symbol: bool = True) -> pl.DataFrame:
-    """``ts``, ``symbol``, ``close`` and the time-series features in ``needed`` (sources computed on the way), on
-    symbol-sorted bars, evaluated by chunks of whole symbols (:data:`_CHUNK_ROWS`) in parallel (``per_symbol``: see
-    :func:`_evaluate`)."""
+def _series_plan(lf: pl.LazyFrame, needed: set[str], per_symbol: bool = True) -> pl.LazyFrame:
+    """The plan of ``ts``, ``symbol``, ``close`` and the time-series features in ``needed`` (sources computed on the
+    way) over symbol-sorted bars, stage by stage (``per_symbol``: see :func:`_evaluate`)."""
+    series, stages = _stage_exprs(frozenset(needed), per_symbol)
+    for exprs, nan_to_null in stages:
+        lf = lf.with_columns(exprs).with_columns(nan_to_null)
+    return lf.select(*KEY_COLUMNS, "close", *series)
+
+
+@functools.lru_cache(maxsize=256)
+def _stage_exprs(
+    needed: frozenset[str], per_symbol: bool
+) -> tuple[list[str], list[tuple[list[pl.Expr], list[pl.Expr]]]]:
+    """The time-series features among ``needed`` and, per stage, their expressions and the NaN -> null pass on the
+    materialised columns (``fill_nan`` on the expression would evaluate it 3 times). Built once per feature set:
+    the live engine plans the same features every cycle, and building the expressions costs more than a small plan."""
     series = sorted(n for n in needed if n in FEATURES_BY_NAME and not _DEFS[n].cross_sectional)
+    stages = [
+        ([_evaluate(f, per_symbol) for f in stage], [pl.col(f.name).fill_nan(None) for f in stage])
+        for stage in _stages(needed)
+    ]
+    return series, stages
 
-    def plan(chunk: pl.DataFrame) -> pl.LazyFrame:
-        lf = chunk.lazy()
-        for stage in _stages(needed):
-            lf = lf.with_columns([_evaluate(f, per_symbol) for f in stage])
-            # NaN -> null on the materialised column (``fill_nan`` on the expression would evaluate it 3 times)
-            lf = lf.with_columns([pl.col(f.name).fill_nan(None) for f in stage])
-        return lf.select(*KEY_COLUMNS, "close", *series)
 
-    plans = [plan(bars.slice(offset, n)) for offset, n in _symbol_chunks(bars[SYMBOL_ID], _CHUNK_ROWS)]
+def _time_series(bars: pl.DataFrame, needed: set[str]) -> pl.DataFrame:
+    """:func:`_series_plan` on symbol-sorted bars, evaluated by chunks of whole symbols (:data:`_CHUNK_ROWS`) in
+    parallel."""
+    plans = [
+        _series_plan(bars.slice(offset, n).lazy(), needed) for offset, n in _symbol_chunks(bars[SYMBOL_ID], _CHUNK_ROWS)
+    ]
     # the in-memory engine runs these wide, window-heavy plans ~20 % faster than the streaming default (polars 2.1)
     return pl.concat(pl.collect_all(plans, engine="in-memory"), rechunk=False)
 
@@ -498,18 +514,18 @@ def latest_features(window: pl.DataFrame, names: Iterable[str] | None = None) ->
     if -1 in classes:  # the longest: one class on the longest lookback
         longest = classes.pop(-1)
         classes[max(_DEFS[n].lookback_bars for n in longest)] = longest
-    parts = [bars[ends - 1].select(*KEY_COLUMNS, "close")]
+    plans = []
     for reach, members in sorted(classes.items()):
-        tail = bars.filter(pl.Series(from_end <= reach))
-        values = _time_series(tail, _with_sources(members), per_symbol=False)[
-            np.cumsum(np.minimum(n_bars, reach + 1)) - 1
-        ]
+        last = pl.Series(np.cumsum(np.minimum(n_bars, reach + 1)) - 1)  # each symbol's last row in its tail
         short = {lb: pl.Series(n_bars <= lb) for lb in {_DEFS[n].lookback_bars for n in members}}
-        parts.append(  # fewer bars than a feature reads: null, as in warm-up
-            values.select(
-                pl.when(short[_DEFS[n].lookback_bars]).then(None).otherwise(pl.col(n)).alias(n) for n in members
+        tail = bars.filter(pl.Series(from_end <= reach)).lazy()
+        plans.append(  # fewer bars than a feature reads: null, as in warm-up
+            _series_plan(tail, _with_sources(members), per_symbol=False).select(
+                pl.when(short[_DEFS[n].lookback_bars]).then(None).otherwise(pl.col(n).gather(last)).alias(n)
+                for n in members
             )
         )
+    parts = [bars[ends - 1].select(*KEY_COLUMNS, "close"), *pl.collect_all(plans, engine="in-memory")]
     frame = pl.concat(parts, how="horizontal")
     frame = frame.filter(pl.col("ts") == frame["ts"].max())
     cross = [_DEFS[n] for n in sorted(needed) if _DEFS[n].cross_sectional]

@@ -414,15 +414,18 @@ def test_the_feature_buffer_keeps_each_symbols_bars_in_order_with_or_without_gap
 
     bars = make_market(SyntheticMarketConfig(n_symbols=5, n_bars=130, seed=3))
     stamps = bars["ts"].unique().sort()
-    for gap in (False, True):  # a grid of timestamps x symbols (transposed), or one bar missing (sorted)
+    odd = stamps[len(stamps) - 20]
+    # a grid of timestamps x symbols (built from arrays), one bar missing or one empty vwap cell (sorted)
+    for case in ("grid", "missing bar", "empty vwap"):
+        window = bars.filter(pl.col("ts").is_in(stamps[-110:].implode()))
+        at_odd = (pl.col("symbol") == "SYM002") & (pl.col("ts") == odd)
+        if case == "missing bar":
+            window = window.filter(~at_odd)
+        if case == "empty vwap":
+            window = window.with_columns(pl.when(at_odd).then(None).otherwise(pl.col("vwap")).alias("vwap"))
         buffer = FeatureBuffer(ALL_FEATURES)
-        for i, t in enumerate(stamps):
-            at = bars.filter(pl.col("ts") == t).sample(fraction=1.0, shuffle=True, seed=i)  # any order in
-            if gap and i == len(stamps) - 20:
-                at = at.filter(pl.col("symbol") != "SYM002")
-            buffer.push(at)
-        window = bars.filter(pl.col("ts").is_in(stamps[-buffer.history_bars :].implode()))
-        if gap:
-            window = window.filter((pl.col("symbol") != "SYM002") | (pl.col("ts") != stamps[len(stamps) - 20]))
-        assert buffer.bars.equals(window.select(buffer.bars.columns).sort("symbol", "ts"))
-        assert buffer.rows().equals(latest_features(window, ALL_FEATURES))
+        for i, t in enumerate(stamps[-110:]):
+            buffer.push(window.filter(pl.col("ts") == t).sample(fraction=1.0, shuffle=True, seed=i))  # any order
+        kept = window.filter(pl.col("ts").is_in(stamps[-buffer.history_bars :].implode()))
+        assert buffer.bars.equals(kept.select(buffer.bars.columns).sort("symbol", "ts")), case
+        assert buffer.rows().equals(latest_features(kept, ALL_FEATURES)), case

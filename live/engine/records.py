@@ -34,15 +34,19 @@ def trace_json(
 
     ``in_sample``; ``prediction`` (model key → raw score), ``blend`` (target/view → blended score); the named
     ``stages`` (``alpha_bps``, ``cost_bps``, …, each a per-symbol array); ``gate`` (why the symbol was blocked, or
-    null); ``risk`` (``state`` and the pre-trade ``cuts``); ``order_qty``. A model without a score for a symbol has
-    ``null`` there (``prediction`` and ``blend`` are ``null`` in a cycle where no model scored)."""
+    null); ``risk`` (``state`` and the pre-trade ``cuts``, joined by ``; ``, null when none); ``order_qty``. A model
+    without a score for a symbol has ``null`` there (``prediction`` and ``blend`` are ``null`` in a cycle where no
+    model scored)."""
     parts = [
         pl.DataFrame({"in_sample": np.full(n, bool(in_sample))}),
         _finite_frame(predictions).to_struct("prediction").to_frame() if predictions else None,
         _finite_frame(blends).to_struct("blend").to_frame() if blends else None,
         _finite_frame(stages),
         pl.DataFrame({"gate": [g or None for g in gates.tolist()]}, schema={"gate": pl.String}),
-        pl.DataFrame({"state": [risk_state] * n, "cuts": cuts}, schema={"state": pl.String, "cuts": pl.List(pl.String)})
+        pl.DataFrame(
+            {"state": [risk_state] * n, "cuts": ["; ".join(c) or None for c in cuts]},
+            schema={"state": pl.String, "cuts": pl.String},
+        )
         .to_struct("risk")
         .to_frame(),
         pl.DataFrame({"order_qty": np.asarray(order_qty, dtype=float)}),

