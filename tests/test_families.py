@@ -175,3 +175,15 @@ def test_fits_on_threads_equal_fits_in_turn(data):
     together = thread_map(fit, families, workers=4)
     for name, a, b in zip(families, alone, together, strict=True):
         assert np.array_equal(a, b), name
+
+
+@pytest.mark.parametrize("name", ["Ridge", "ElasticNet"])
+def test_linear_predict_is_the_pipelines(name, data, fitted):
+    _, _, X_test, _ = data
+    X = X_test.copy()
+    X[0, :] = np.inf  # treated as missing, like NaN
+    ours = get_family(name).predict(fitted[name], X)
+    theirs = fitted[name].predict(np.where(np.isfinite(X), X, np.nan))
+    assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="features"):
+        get_family(name).predict(fitted[name], X[:, :3])
