@@ -68,15 +68,18 @@ class FeatureBuffer:
         cols = [c for c in BAR_COLUMNS if c in bars_at_ts.columns]
         chunk = bars_at_ts.select(cols).sort("symbol")
         numeric = chunk.drop("ts", "symbol")
-        grid = (
-            bool(self._chunks)
+        if any(numeric.null_count().row(0)):
+            self._grid_run = 0  # an empty cell: no grid until this chunk falls out
+        elif (
+            self._chunks
             and self._chunks[-1]["symbol"].equals(chunk["symbol"])
             and self._chunks[-1].columns == chunk.columns
-            and not any(numeric.null_count().row(0))
-        )
-        self._grid_run = self._grid_run + 1 if grid else (0 if any(numeric.null_count().row(0)) else 1)
+        ):
+            self._grid_run += 1
+        else:
+            self._grid_run = 1
         self._chunks.append(chunk)
-        self._values.append(numeric.to_numpy().astype(float))
+        self._values.append(numeric.to_numpy().astype(float, copy=False))
         self._bars = None
         if len(self._chunks) > self.history_bars:
             self._chunks.pop(0)

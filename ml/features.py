@@ -419,15 +419,15 @@ def _series_plan(lf: pl.LazyFrame, needed: set[str], per_symbol: bool = True) ->
 @functools.lru_cache(maxsize=256)
 def _stage_exprs(
     needed: frozenset[str], per_symbol: bool
-) -> tuple[list[str], list[tuple[list[pl.Expr], list[pl.Expr]]]]:
+) -> tuple[tuple[str, ...], tuple[tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]], ...]]:
     """The time-series features among ``needed`` and, per stage, their expressions and the NaN -> null pass on the
     materialised columns (``fill_nan`` on the expression would evaluate it 3 times). Built once per feature set:
     the live engine plans the same features every cycle, and building the expressions costs more than a small plan."""
-    series = sorted(n for n in needed if n in FEATURES_BY_NAME and not _DEFS[n].cross_sectional)
-    stages = [
-        ([_evaluate(f, per_symbol) for f in stage], [pl.col(f.name).fill_nan(None) for f in stage])
+    series = tuple(sorted(n for n in needed if n in FEATURES_BY_NAME and not _DEFS[n].cross_sectional))
+    stages = tuple(
+        (tuple(_evaluate(f, per_symbol) for f in stage), tuple(pl.col(f.name).fill_nan(None) for f in stage))
         for stage in _stages(needed)
-    ]
+    )
     return series, stages
 
 

@@ -77,6 +77,22 @@ class TrainingProgress:
         )
 
 
+class StageCounter:
+    """Counts the items of one stage as they complete (from any thread) and emits a ``progress`` event for each."""
+
+    def __init__(self, progress: TrainingProgress | None, stage: str, total: int) -> None:
+        self.progress, self.stage, self.total = progress, stage, total
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def complete(self, current_target: str | None, force: bool = True) -> None:
+        """One more item done (no event without a ``progress``)."""
+        with self._lock:
+            self.done += 1
+            if self.progress:
+                self.progress.progress(self.stage, self.done, self.total, current_target=current_target, force=force)
+
+
 def read_training_events(results: str | Path, after_line: int = 0) -> list[dict[str, Any]]:
     path = training_events_path(results)
     if not path.exists():

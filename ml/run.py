@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import threading
 import traceback
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from ml.cv import Holdout, holdout_from_record, make_holdout
 from ml.features import ALL_FEATURES, is_target_like, resolve
 from ml.lake import partitions, read_table, table_dir
 from ml.parallel import thread_map
-from ml.progress import TrainingProgress
+from ml.progress import StageCounter, TrainingProgress
 from ml.ranking import TargetEvaluation, evaluate_target
 from ml.routing import route_target
 from ml.selection import select_for_target
@@ -135,15 +134,14 @@ def rank_targets(
     The holdout (``holdout``, default :func:`holdout_of`) is never read."""
     holdout = holdout or holdout_of(panel, cfg)
     names = cfg.target_names()
-    done = [0]
-    lock = threading.Lock()
+    counter = StageCounter(progress, "ranking", len(names))
 
     def one(spec: TargetSpec) -> TargetEvaluation:
         name = spec.name(cfg.bar_interval_minutes)
         heartbeat = (
             (
                 lambda msg: progress.progress(  # noqa: E731
-                    "ranking", done[0], len(names), current_target=name, force=False, message=msg
+                    "ranking", counter.done, len(names), current_target=name, force=False, message=msg
                 )
             )
             if progress
@@ -164,10 +162,7 @@ def rank_targets(
             ret=spec.base_name(cfg.bar_interval_minutes),
             symbol_params=cfg.symbol_ranking_params,
         )
-        if progress:
-            with lock:
-                done[0] += 1
-                progress.progress("ranking", done[0], len(names), current_target=name)
+        counter.complete(name)
         return ev
 
     if progress:
@@ -334,6 +329,10 @@ def train_one(
     return record
 
 
+_LONGEST_FIRST = {"MLP": 0, "CatBoost": 1, "LightGBM": 2, "XGBoost": 3}
+"""The order a group's fits start in (slowest first, measured on the demo), so the threads finish together."""
+
+
 def train_models(
     panel: pl.DataFrame,
     jobs: list[ModelJob],
@@ -345,15 +344,11 @@ def train_models(
     """Train every job in this process, up to ``cfg.workers`` at once (the longest families first); the Dagster graph
     fans the groups out."""
     holdout = read_holdout(run_dir, panel)
-    done = [0]
-    lock = threading.Lock()
+    counter = StageCounter(progress, "training", len(jobs))
 
     def one(job: ModelJob) -> dict[str, Any]:
         record = train_one(panel, job, run_dir, cfg, provenance, holdout)
-        if progress:
-            with lock:
-                done[0] += 1
-                progress.progress("training", done[0], len(jobs), current_target=job.target, force=False)
+        counter.complete(job.target, force=False)
         return record
 
     order = sorted(range(len(jobs)), key=lambda i: _LONGEST_FIRST.get(jobs[i].family, len(_LONGEST_FIRST)))
@@ -362,10 +357,6 @@ def train_models(
     for i, rec in zip(order, records, strict=True):
         out[i] = rec
     return out
-
-
-_LONGEST_FIRST = {"MLP": 0, "CatBoost": 1, "LightGBM": 2, "XGBoost": 3}
-"""The order a group's fits start in (slowest first, measured on the demo), so the threads finish together."""
 
 
 # --- manifest ---------------------------------------------------------------------------------------
