@@ -35,7 +35,8 @@ def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource, featur
     try:
         panel, names, _ = steps.load_panel(lake.results(), cfg)
         holdout = steps.holdout_of(panel, cfg)
-        evaluations = steps.rank_targets(panel, names, cfg, progress, holdout)
+        with progress.heartbeat("ranking"):
+            evaluations = steps.rank_targets(panel, names, cfg, progress, holdout)
     except Exception as exc:
         progress.emit("error", stage="ranking", message=str(exc))
         raise
@@ -74,9 +75,11 @@ def feature_selection(context: dg.AssetExecutionContext, lake: LakeResource, tar
     cfg = lake.run_config()
     run_dir = lake.run_dir(context, cfg)
     steps.reuse_upstream(Path(target_ranking["run_dir"]), run_dir)
-    steps.progress_for(lake.results(), cfg, run_dir).stage("feature_selection", len(cfg.targets))
+    progress = steps.progress_for(lake.results(), cfg, run_dir)
+    progress.stage("feature_selection", len(cfg.targets))
     panel, _, _ = steps.load_panel(lake.results(), cfg)
-    selections = steps.select_features(panel, steps.read_ranking(run_dir), cfg)
+    with progress.heartbeat("feature_selection"):
+        selections = steps.select_features(panel, steps.read_ranking(run_dir), cfg)
     steps.write_selection(run_dir, selections)
     rows = [
         [t, v, ", ".join(s["selected"][:8]) + (" …" if len(s["selected"]) > 8 else "")]
@@ -151,7 +154,8 @@ def train_model_group(context: dg.OpExecutionContext, lake: LakeResource, group:
     }
     jobs = [ModelJob(**{**j, "features": tuple(j["features"])}) for j in group["jobs"]]
     progress = steps.progress_for(lake.results(), cfg, run_dir)
-    out = steps.train_models(panel, jobs, run_dir, cfg, provenance, progress)
+    with progress.heartbeat("training"):
+        out = steps.train_models(panel, jobs, run_dir, cfg, provenance, progress)
     for rec in out:
         if rec["status"] != "trained":
             context.log.warning(f"{rec['job_id']} failed: {rec['error']}")

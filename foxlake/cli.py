@@ -305,14 +305,33 @@ def cmd_bridge_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge.app import create_app
+    from bridge.auth import TOKEN_ENV, resolve_token
 
+    results = _results(args)
     if args.host not in LOOPBACK_HOSTS:
+        if not os.environ.get(TOKEN_ENV, "").strip():
+            print(
+                f"foxlake: refusing to listen on {args.host}, beyond this machine, without a token chosen for it: "
+                f"set {TOKEN_ENV} (every client beyond loopback then needs it, reads included), or bind 127.0.0.1",
+                file=sys.stderr,
+            )
+            return 2
         print(
-            f"foxlake: WARNING: the bridge listens on {args.host}, beyond this machine: anyone who can reach "
-            f"port {args.port} reads the engine's state. Bind 127.0.0.1 (the default) unless you mean it.",
+            f"foxlake: WARNING: the bridge listens on {args.host}, beyond this machine: clients need the "
+            f"{TOKEN_ENV} token for every endpoint; anyone who sniffs plain HTTP can read it (use a TLS proxy).",
             file=sys.stderr,
         )
-    uvicorn.run(create_app(_results(args)), host=args.host, port=args.port, log_level="info")
+    token = resolve_token(results)
+    where = {
+        "env": f"from ${TOKEN_ENV}",
+        "file": f"in {token.path}",
+        "generated": f"generated into {token.path} (mode 0600): {token.value}",
+    }[token.source]
+    print(f"foxlake bridge: dashboard http://{args.host}:{args.port}/  docs /docs", flush=True)
+    print(f"foxlake bridge: control token {where}", flush=True)
+    uvicorn.run(
+        create_app(results, account=args.account, token=token), host=args.host, port=args.port, log_level="warning"
+    )
     return 0
 
 
@@ -461,9 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_market_play)
 
     br = sub.add_parser("bridge", help="dashboard bridge").add_subparsers(dest="bridge_cmd", required=True)
-    p = br.add_parser("serve", help="serve the bridge with uvicorn on 127.0.0.1")
-    p.add_argument("--host", default="127.0.0.1")
+    p = br.add_parser("serve", help="serve the bridge and the dashboard with uvicorn on 127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="another address needs $FOXLAKE_BRIDGE_TOKEN set")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--account", default="paper", help="the ledger RESULTS/live/<account> to show")
     p.set_defaults(fn=cmd_bridge_serve)
 
     con = sub.add_parser("contracts", help="contracts").add_subparsers(dest="contracts_cmd", required=True)

@@ -47,7 +47,10 @@ def report(results: str | Path, account: str, interval_minutes: float) -> dict[s
             "order by r.target, r.model"
         )
         states = led.frame("select trading_state, count(*) as cycles from cycles group by 1 order by 1")
-        events = led.one("select count(*) as n, sum(severity in ('error', 'critical')) as errors from events")
+        events = led.one(
+            "select count(*) as n, sum(severity in ('error', 'critical')) as errors from events "
+            "where event_type != 'cycle_complete'"
+        )
     equity = np.concatenate([[initial], eq["equity"].to_numpy()])
     rets = np.diff(equity) / equity[:-1]
     sd = rets.std(ddof=1) if len(rets) > 1 else 0.0
@@ -103,7 +106,7 @@ def format_report(rep: dict[str, Any]) -> str:
         f"  {rep['fills']} fills; at most {rep['max_long_positions']} long and {rep['max_short_positions']} short "
         f"targets in a cycle; decisions {rep['decisions']}; states {rep['trading_states']}",
         f"  cycle latency p50 {rep['latency_ms_p50']:.1f} ms, p99 {rep['latency_ms_p99']:.1f} ms; "
-        f"{rep['events']} events ({rep['error_events']} errors)",
+        f"{rep['events']} events besides the cycle summaries ({rep['error_events']} errors)",
         "  realised IC (per-timestamp Pearson over the traded bars) beside the holdout IC the model was picked on:",
     ]
     for r in rep["realised_ic"]:

@@ -135,11 +135,14 @@ def run_live(
     last = ledger.last_cycle()
     if last is None:
         state = EngineState(cash=cfg.broker.initial_cash)
-        positions: dict[str, float] = {}
+        positions: dict[str, tuple[float, float, str]] = {}
         known: set[str] = set()
     else:
         state = EngineState.from_json(json.dumps(last[2]))
-        positions = dict(ledger.con.execute("select symbol, qty from positions").fetchall())
+        positions = {
+            r[0]: (r[1], r[2], r[3])
+            for r in ledger.con.execute("select symbol, qty, avg_price, entry_ts from positions").fetchall()
+        }
         known = {r[0] for r in ledger.con.execute("select fill_id from fills")}
     engine = Engine(cfg, models, universe, measured, ledger, broker, state, positions, known)
 
@@ -165,6 +168,13 @@ def run_live(
         after = max([t for t in stamps if t < first], default=None)
         cycle_id = 0
         ledger.set_meta("started_at", utc_now_iso())
+        ledger.event(
+            None,
+            "engine_start",
+            f"account {cfg.account}: {len(models)} model(s) over {len(universe)} symbols, trading bars after "
+            f"{after.isoformat() if after else 'the first'}",
+            models=[m.key for m in models],
+        )
     _warm(engine, lake, stamps, after)
 
     stop = threading.Event()

@@ -3,7 +3,8 @@
 Events go to ``RESULTS/training/events.jsonl`` (one JSON object per line, each validated against
 ``contracts.bridge.TrainingEvent``). Steps emit ``stage_change`` at stage boundaries, ``progress`` as work
 completes and at least every ``heartbeat_seconds`` during long loops, ``target_complete``,
-``run_complete`` and ``error``.
+``run_complete`` and ``error``. Around a long step, :meth:`TrainingProgress.heartbeat` repeats the step's last
+``progress`` numbers whenever ``heartbeat_seconds`` (10) pass without an event (contract rule 3: at least every 30 s).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ class TrainingProgress:
         self.heartbeat_seconds = heartbeat_seconds
         self._last = 0.0
         self._lock = threading.Lock()  # ranking and training emit from several threads
+        self._numbers: dict[str, Any] = {}  # the last stage/progress event's numbers, repeated by heartbeats
 
     def emit(self, event_type: str, **fields: Any) -> None:
         ev = TrainingEvent(
@@ -45,6 +49,9 @@ class TrainingProgress:
             **fields,
         )
         line = json.dumps(ev.model_dump(exclude_none=True), sort_keys=True)
+        if event_type in ("stage_change", "progress"):
+            keys = ("stage", "progress_pct", "current_target", "targets_complete", "targets_total")
+            self._numbers = {k: fields[k] for k in keys if fields.get(k) is not None}
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
@@ -75,6 +82,26 @@ class TrainingProgress:
             targets_total=total,
             **extra,
         )
+
+    @contextmanager
+    def heartbeat(self, stage: str) -> Iterator[None]:
+        """While the block runs, a ``progress`` event of ``stage`` (the last numbers it emitted, ``message``
+        "heartbeat: …") whenever ``heartbeat_seconds`` pass without any event; stops with the block."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(min(1.0, self.heartbeat_seconds / 4)):
+                if time.monotonic() - self._last >= self.heartbeat_seconds:
+                    numbers = self._numbers if self._numbers.get("stage") == stage else {"stage": stage}
+                    self.emit("progress", **numbers, message=f"heartbeat: {stage} still running")
+
+        thread = threading.Thread(target=beat, name="training-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 class StageCounter:

@@ -228,21 +228,28 @@ def test_random_state_files_never_give_a_server_error_other_than_503(tmp_path_fa
         EngineState.model_validate(response.json())
 
 
-def test_a_non_loopback_bind_warns(tmp_path: Path, cli_env: dict) -> None:
+def test_a_non_loopback_bind_needs_a_chosen_token_and_then_warns(tmp_path: Path, cli_env: dict) -> None:
+    serve = [sys.executable, "-m", "foxlake.cli", "--results", str(tmp_path), "bridge", "serve", "--host", "0.0.0.0"]
+    env = {k: v for k, v in cli_env.items() if k != "FOXLAKE_BRIDGE_TOKEN"}
+    refused = subprocess.run([*serve, "--port", str(free_port())], env=env, cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "refusing to listen on 0.0.0.0" in refused.stderr
+    assert "FOXLAKE_BRIDGE_TOKEN" in refused.stderr and not (tmp_path / "live" / "bridge.token").exists()
+
     port = free_port()
     log = tmp_path / "bridge.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "foxlake.cli", "--results", str(tmp_path), "bridge", "serve", "--host", "0.0.0.0",
-             "--port", str(port)],
-            env=cli_env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            [*serve, "--port", str(port)], env={**env, "FOXLAKE_BRIDGE_TOKEN": "s3cret-for-the-lan"}, cwd=REPO,
+            stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             wait_for_http(f"http://127.0.0.1:{port}/health", server, timeout_s=30, log=log)
         finally:
             server.terminate()
             server.wait(timeout=10)
-    assert "WARNING: the bridge listens on 0.0.0.0, beyond this machine" in log.read_text()
+    text = log.read_text()
+    assert "WARNING: the bridge listens on 0.0.0.0, beyond this machine" in text
+    assert "control token from $FOXLAKE_BRIDGE_TOKEN" in text and "s3cret" not in text
 
 
 # --- no leftovers after crashes --------------------------------------------------------------------------------

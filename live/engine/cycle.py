@@ -122,7 +122,7 @@ class Engine:
         ledger,
         broker,
         state: EngineState,
-        positions: dict[str, float],
+        positions: dict[str, tuple[float, float, str]],
         known_fills: set[str],
     ) -> None:
         self.cfg = cfg
@@ -134,7 +134,10 @@ class Engine:
         self.ledger = ledger
         self.broker = broker
         self.state = state
-        self.qty = np.array([positions.get(s, 0.0) for s in universe], dtype=float)
+        held = [positions.get(s, (0.0, np.nan, "")) for s in universe]
+        self.qty = np.array([h[0] for h in held], dtype=float)
+        self.avg_price = np.array([h[1] for h in held], dtype=float)  # average entry price, NaN when flat
+        self.entry_ts = [h[2] for h in held]  # ISO ts of the fill that opened the position, "" when flat
         self.known_fills = known_fills
         self.last_close = np.full(len(universe), np.nan)
         self.targets = sorted({m.target for m in models})
@@ -366,6 +369,25 @@ class Engine:
         gross = float(np.nansum(np.abs(self.qty * price)))
         self.state.prev_equity = equity
         latency_ms = (time.perf_counter() - t0) * 1e3
+        events.append(
+            (
+                "cycle_complete",
+                "info",
+                f"cycle {cycle_id} at {ts_iso}: {n_trade} trade, {n_hold} hold, {n_blocked} blocked; equity "
+                f"{equity:,.2f} ({self.state.risk.state}{', paused' if self.state.risk.paused else ''})",
+                {
+                    "bar_ts": ts_iso,
+                    "n_trade": n_trade,
+                    "n_hold": n_hold,
+                    "n_blocked": n_blocked,
+                    "n_fills": len(new_fills),
+                    "equity": equity,
+                    "trading_state": self.state.risk.state,
+                    "paused": self.state.risk.paused,
+                    "latency_ms": round(latency_ms, 3),
+                },
+            )
+        )
         with self.ledger.cycle() as con:
             con.execute(
                 "insert into cycles values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -396,7 +418,12 @@ class Engine:
             )
             con.execute("delete from positions")
             self.ledger.insert_many(
-                "positions", [(s, float(q)) for s, q in zip(self.universe, self.qty, strict=True) if q != 0]
+                "positions",
+                [
+                    (s, float(self.qty[i]), float(self.avg_price[i]), self.entry_ts[i], float(self.last_close[i]))
+                    for i, s in enumerate(self.universe)
+                    if self.qty[i] != 0
+                ],
             )
             self.ledger.insert_many(
                 "equity",
@@ -550,7 +577,15 @@ class Engine:
         i = self.index.get(f.symbol)
         if i is None:
             return
-        self.qty[i] += f.qty
+        old = self.qty[i]
+        new = old + f.qty
+        if old == 0 or np.sign(new) == -np.sign(old):  # opened from flat, or through zero: a new position
+            self.avg_price[i], self.entry_ts[i] = f.price, f.ts
+        elif np.sign(f.qty) == np.sign(old):  # increased: the average of the entry prices, weighted by shares
+            self.avg_price[i] = (abs(old) * self.avg_price[i] + abs(f.qty) * f.price) / abs(new)
+        if new == 0:  # closed (a reduction keeps the average entry price)
+            self.avg_price[i], self.entry_ts[i] = np.nan, ""
+        self.qty[i] = new
         self.state.cash -= f.qty * f.price + f.fee
         self.state.fees_cum += f.fee
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 create table if not exists meta (key text primary key, value text not null);
@@ -45,7 +45,13 @@ create table if not exists fills (
     qty real not null, price real not null, fee real not null,
     requested_qty real not null            -- what the order asked; |qty| < |requested| is a partial fill
 );
-create table if not exists positions (symbol text primary key, qty real not null);
+create table if not exists positions (
+    symbol text primary key,
+    qty real not null,                     -- signed shares: + long, - short
+    avg_price real not null,               -- average entry price of the open position (fill prices, fees excluded)
+    entry_ts text not null,                -- the fill that opened it (from flat, or through zero)
+    mark_price real not null               -- the close it was marked at in this cycle
+);
 create table if not exists equity (
     cycle_id integer primary key, ts text not null,
     cash real not null, market_value real not null, equity real not null,
