@@ -54,14 +54,17 @@ def create_app(
     token: BridgeToken | None = None,
     events_poll_s: float = 0.02,
     training_poll_s: float = 0.1,
+    cache_views: bool = True,
 ) -> FastAPI:
     """The bridge app for ``account``'s ledger under ``results`` (or ``$FOXLAKE_RESULTS`` or ``./RESULTS``).
 
     ``token``: the control token (``bridge.auth.resolve_token``); ``None`` creates no control endpoint that can
     succeed (every control answers 401/403). ``*_poll_s``: how often the websocket feeds look for new events.
+    ``cache_views``: serve each ledger view from memory until the next cycle (off: rebuilt every request, the
+    benchmark's baseline).
     """
     root = results_root(results)
-    source = LedgerSource(root, account)
+    source = LedgerSource(root, account, cache=cache_views)
     token = token or BridgeToken(value="", source="none")
     events = EngineEventFeed(root, account, poll_s=events_poll_s)
     training = TrainingEventFeed(root, poll_s=training_poll_s)

@@ -25,8 +25,8 @@ class NoLedger(LookupError):
 class LedgerSource:
     """Read-only readers of ``RESULTS/live/<account>/ledger.sqlite``, one per thread, and a per-cycle cache."""
 
-    def __init__(self, results: str | Path, account: str) -> None:
-        self.results, self.account = Path(results), account
+    def __init__(self, results: str | Path, account: str, cache: bool = True) -> None:
+        self.results, self.account, self.cache = Path(results), account, cache
         self.path = ledger_file(results, account)
         self._local = threading.local()
         self._cache: dict[tuple, bytes] = {}
@@ -60,7 +60,7 @@ class LedgerSource:
         led = self.reader()
         try:
             full = (key, self.version(led))
-            hit = self._cache.get(full)
+            hit = self._cache.get(full) if self.cache else None
             if hit is not None:
                 return hit
             value = build(led)

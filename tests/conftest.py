@@ -6,7 +6,10 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -101,3 +104,53 @@ LINEAR_POLICY = (
     "select model_dir from eligible_models where target = 'fwd_ret_5m_from_open' and family in ('Ridge', 'ElasticNet')"
 )
 """The demo's two linear models of the planted tradable target: the fastest engine for tests of its mechanics."""
+
+
+BRIDGE_TOKEN_VALUE = "test-token-0123456789"
+TRADED_CYCLES = 80
+
+
+def _bridge_token():
+    from bridge.auth import BridgeToken
+
+    return BridgeToken(BRIDGE_TOKEN_VALUE, "env")
+
+
+BRIDGE_TOKEN = _bridge_token()
+
+
+@contextmanager
+def serve_bridge(results: Path, account: str = "bridge", token=BRIDGE_TOKEN) -> Iterator[str]:
+    """The bridge under uvicorn on 127.0.0.1 in a thread of this process; yields its base URL."""
+    import uvicorn
+
+    from bridge.app import create_app
+
+    port = free_port()
+    app = create_app(results, account=account, token=token)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the bridge did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def traded(live_results, tmp_path_factory) -> Path:
+    """RESULTS with account ``bridge``: the linear models paper-traded over TRADED_CYCLES out-of-sample bars
+    (read-only for tests: copy it to change it)."""
+    from live.config import load_engine_config
+    from live.runner import run_live
+
+    results = tmp_path_factory.mktemp("bridge") / "RESULTS"
+    shutil.copytree(live_results, results, ignore=shutil.ignore_patterns("live"))
+    cfg = load_engine_config(DEMO_CONFIG, account="bridge", policy=LINEAR_POLICY)
+    run_live(results, cfg, interval_minutes=5.0, max_cycles=TRADED_CYCLES, install_signals=False)
+    return results

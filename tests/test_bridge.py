@@ -7,63 +7,27 @@ import asyncio
 import json
 import shutil
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
-from bridge.app import create_app
 from bridge.auth import BridgeToken, resolve_token, token_file
 from contracts.bridge import EngineEvent, PositionsPayload, RiskStatus, TrainingEvent
 from live.config import load_engine_config
 from live.ledger.writer import append_command
 from live.runner import run_live
-from tests.conftest import DEMO_CONFIG, LINEAR_POLICY, free_port
+from tests.conftest import BRIDGE_TOKEN as TOKEN
+from tests.conftest import DEMO_CONFIG, LINEAR_POLICY, TRADED_CYCLES, serve_bridge
 
-TOKEN = BridgeToken("test-token-0123456789", "env")
-CYCLES = 80
-
-
-@contextmanager
-def serve(results: Path, account: str = "bridge", token: BridgeToken = TOKEN) -> Iterator[str]:
-    """The bridge under uvicorn on 127.0.0.1 in a thread of this process; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(results, account=account, token=token), host="127.0.0.1", port=port,
-                       log_level="warning")
-    )  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the bridge did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def traded(live_results, tmp_path_factory) -> Path:
-    """RESULTS with account ``bridge``: the linear models paper-traded over CYCLES out-of-sample bars."""
-    results = tmp_path_factory.mktemp("bridge") / "RESULTS"
-    shutil.copytree(live_results, results, ignore=shutil.ignore_patterns("live"))
-    cfg = load_engine_config(DEMO_CONFIG, account="bridge", policy=LINEAR_POLICY)
-    run_live(results, cfg, interval_minutes=5.0, max_cycles=CYCLES, install_signals=False)
-    return results
+CYCLES = TRADED_CYCLES
 
 
 @pytest.fixture(scope="module")
 def bridge(traded) -> Iterator[str]:
-    with serve(traded) as base:
+    with serve_bridge(traded) as base:
         yield base
 
 
@@ -163,7 +127,7 @@ def test_the_dashboards_views_follow_the_ledger(bridge, traded) -> None:
 def test_controls_need_the_token_and_the_engine_acknowledges_them(traded, tmp_path) -> None:
     results = tmp_path / "RESULTS"
     shutil.copytree(traded, results)
-    with serve(results) as base:
+    with serve_bridge(results) as base:
         body = {"reason": "lunch", "wait_s": 0}
         assert httpx.post(f"{base}/api/control/pause", json=body).status_code == 401
         wrong = httpx.post(f"{base}/api/control/pause", json=body, headers={"Authorization": "Bearer nope"})
@@ -213,7 +177,7 @@ def test_ws_events_sends_the_recent_first_and_resumes_without_loss_or_repeat(tra
     results = tmp_path / "RESULTS"
     shutil.copytree(traded, results)
     ids = [r[0] for r in _ledger(results, "select event_id from events order by event_id")]
-    with serve(results) as base:
+    with serve_bridge(results) as base:
         ws = base.replace("http", "ws") + "/ws/events"
         recent = asyncio.run(_receive(f"{ws}?recent=5", 5))
         assert [e["event_id"] for e in recent] == ids[-5:]
@@ -244,7 +208,7 @@ def test_ws_events_sends_the_recent_first_and_resumes_without_loss_or_repeat(tra
 
 def test_ws_training_replays_the_newest_run_and_resumes(traded) -> None:
     lines = (traded / "training" / "events.jsonl").read_text().splitlines()
-    with serve(traded) as base:
+    with serve_bridge(traded) as base:
         ws = base.replace("http", "ws") + "/ws/training"
         got = asyncio.run(_receive(ws, len(lines)))
         for ev in got:
