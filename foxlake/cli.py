@@ -282,6 +282,15 @@ def cmd_live_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_market_rewind(args: argparse.Namespace) -> int:
+    from live.feed import rewind
+    from ml.config import load_run_config
+
+    removed = rewind(_results(args), load_run_config(args.config))
+    print(f"removed {removed} partition(s) of the live days: `foxlake market play` lands them again")
+    return 0
+
+
 def cmd_market_play(args: argparse.Namespace) -> int:
     from live.feed import play
     from ml.config import load_run_config
@@ -478,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", action="store_true", help="land them as one file (fastest)")
     p.add_argument("--verbose", action="store_true", help="print every timestamp landed")
     p.set_defaults(fn=cmd_market_play)
+    p = mk.add_parser("rewind", help="remove the live bars the feed landed (the lake holds only the history again)")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.set_defaults(fn=cmd_market_rewind)
 
     br = sub.add_parser("bridge", help="dashboard bridge").add_subparsers(dest="bridge_cmd", required=True)
     p = br.add_parser("serve", help="serve the bridge and the dashboard with uvicorn on 127.0.0.1")

@@ -97,7 +97,7 @@ Where to look:
                     foxlake live control pause --reason "lunch"   (applied at the next cycle)
                     sqlite3 {summary.ledger} "select * from equity"
   Dagster UI        make dev   → http://127.0.0.1:3000 (asset graph, materialize from the UI)
-  bridge            foxlake bridge serve   → http://127.0.0.1:8765/api/state
+  dashboard         make dashboard (foxlake bridge serve)   → http://127.0.0.1:8765/  (API docs: /docs)
 """)
     return 0
 
