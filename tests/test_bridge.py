@@ -7,7 +7,9 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -253,3 +255,58 @@ def test_no_cors_and_static_paths_stay_in_the_static_folder(bridge) -> None:
     for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static//etc/passwd"):
         r = httpx.get(f"{bridge}{path}")
         assert r.status_code == 404 and "create_app" not in r.text, path
+
+
+def test_ws_training_follows_a_real_materialize_to_run_complete(tmp_path) -> None:
+    """``foxlake materialize`` (smoke config, its own process and Dagster instance) while a client listens."""
+    import os
+    import sys
+
+    from tests.conftest import REPO
+
+    results, home = tmp_path / "RESULTS", tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(home)}
+    cmd = [sys.executable, "-m", "foxlake.cli", "--results", str(results), "materialize", "--config",
+           str(REPO / "configs" / "smoke.yaml")]  # fmt: skip
+    with serve_bridge(results) as base:
+
+        async def follow() -> list[dict]:
+            got: list[dict] = []
+            async with websockets.connect(base.replace("http", "ws") + "/ws/training") as ws:
+                proc = await asyncio.create_subprocess_exec(*cmd, env=env, cwd=REPO, stdout=-3, stderr=-3)
+                try:
+                    while not got or got[-1]["event_type"] != "run_complete":
+                        got.append(json.loads(await asyncio.wait_for(ws.recv(), 300)))
+                finally:
+                    assert await asyncio.wait_for(proc.wait(), 300) == 0
+            return got
+
+        events = asyncio.run(follow())
+    for ev in events:
+        TrainingEvent.model_validate(ev)
+    stages = [e["stage"] for e in events if e["event_type"] == "stage_change"]
+    assert stages == ["ranking", "feature_selection", "training"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    manifest = json.loads(next((results / "runs").glob("*/*/manifest.json")).read_text())
+    assert {e["run_id"] for e in events} == {manifest["run_id"]}
+    assert {e["run_instance_id"] for e in events} == {Path(manifest["run_instance_id"]).name}
+    assert events[-1]["progress_pct"] == 100.0
+
+
+def test_a_long_stage_emits_heartbeats(tmp_path) -> None:
+    from ml.progress import TrainingProgress, read_training_events
+
+    progress = TrainingProgress(tmp_path, "hb", "20260101T000000Z_deadbeef", heartbeat_seconds=0.2)
+    progress.stage("training", 4)
+    with progress.heartbeat("training"):
+        time.sleep(0.9)  # a fit that reports nothing for a while
+    progress.progress("training", 1, 4)
+    time.sleep(0.5)  # no heartbeat after the block
+    events = read_training_events(tmp_path)
+    beats = [e for e in events if e.get("message", "").startswith("heartbeat")]
+    assert 3 <= len(beats) <= 5 and events[-1]["event_type"] == "progress" and "message" not in events[-1]
+    assert all(b["stage"] == "training" and b["targets_total"] == 4 and b["progress_pct"] == 0 for b in beats)
+    stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in events[:-1]]
+    assert max(b - a for a, b in zip(stamps, stamps[1:], strict=False)) < 0.45
