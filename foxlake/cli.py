@@ -279,6 +279,13 @@ def cmd_live_report(args: argparse.Namespace) -> int:
 
     rep = report(_results(args), args.account, _interval(args))
     print(json.dumps(rep, default=str, sort_keys=True) if args.json else format_report(rep))
+    if args.html:
+        from bridge.static_report import write_html_report
+
+        if not rep.get("cycles"):
+            raise ValueError(f"account {args.account}: no cycle yet, nothing to chart")
+        path = write_html_report(_results(args), args.account, args.html, rep)
+        print(f"wrote {path} (one static page: open it in a browser)", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -477,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--interval-minutes", type=float, default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--html", default=None, metavar="FILE", help="also write the charts and tables as one static page")
     p.set_defaults(fn=cmd_live_report)
 
     mk = sub.add_parser("market", help="the synthetic market feed").add_subparsers(dest="market_cmd", required=True)

@@ -310,3 +310,17 @@ def test_a_long_stage_emits_heartbeats(tmp_path) -> None:
     assert all(b["stage"] == "training" and b["targets_total"] == 4 and b["progress_pct"] == 0 for b in beats)
     stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in events[:-1]]
     assert max(b - a for a, b in zip(stamps, stamps[1:], strict=False)) < 0.45
+
+
+def test_live_report_html_is_one_static_page_with_the_ledgers_numbers(traded, tmp_path) -> None:
+    import re
+
+    from foxlake.cli import main
+
+    out = tmp_path / "report" / "account.html"
+    assert main(["--results", str(traded), "live", "report", "--account", "bridge", "--html", str(out)]) == 0
+    page = out.read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S).group(1))
+    assert [p["cycle_id"] for p in data["equity"]["points"]] == list(range(1, CYCLES + 1))
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing loaded from elsewhere: uPlot is inlined
+    assert "uPlot" in page and f"{len(_ledger(traded, 'select * from positions'))} open" in page
