@@ -17,7 +17,7 @@ import pytest
 import websockets
 
 from bridge.auth import BridgeToken, resolve_token, token_file
-from contracts.bridge import EngineEvent, PositionsPayload, RiskStatus, TrainingEvent
+from contracts.bridge import EngineEvent, EngineState, PositionsPayload, RiskStatus, TrainingEvent
 from live.config import load_engine_config
 from live.ledger.writer import append_command
 from live.runner import run_live
@@ -226,7 +226,7 @@ def test_ws_training_replays_the_newest_run_and_resumes(traded) -> None:
 def test_openapi_documents_the_contract_models(bridge) -> None:
     spec = httpx.get(f"{bridge}/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    for model in (PositionsPayload, RiskStatus):
+    for model in (EngineState, PositionsPayload, RiskStatus):
         want = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
         got = schemas[model.__name__]
         assert set(got["properties"]) == set(want["properties"]), model.__name__

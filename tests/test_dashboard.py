@@ -149,6 +149,10 @@ def test_the_dashboard_shows_the_running_engine_and_pauses_it(pipeline_results, 
 
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            docs = browser.new_page()  # the API docs render offline (Swagger UI served by the bridge itself)
+            docs.goto(base + "/docs")
+            docs.wait_for_selector("[data-path=\"/api/positions\"]", timeout=20_000)
+            assert docs.locator(".swagger-ui .title").first.text_content().startswith("foxlake bridge")
             browser.close()
         paused = _ledger(results, "select count(*), sum(n_trade) from cycles where paused = 1")[0]
         assert paused[0] >= 1 and paused[1] == 0  # no orders while paused
