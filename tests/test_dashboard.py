@@ -151,7 +151,7 @@ def test_the_dashboard_shows_the_running_engine_and_pauses_it(pipeline_results, 
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             docs = browser.new_page()  # the API docs render offline (Swagger UI served by the bridge itself)
             docs.goto(base + "/docs")
-            docs.wait_for_selector("[data-path=\"/api/positions\"]", timeout=20_000)
+            docs.wait_for_selector('[data-path="/api/positions"]', timeout=20_000)
             assert docs.locator(".swagger-ui .title").first.text_content().startswith("foxlake bridge")
             browser.close()
         paused = _ledger(results, "select count(*), sum(n_trade) from cycles where paused = 1")[0]
