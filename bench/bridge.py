@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -77,6 +78,12 @@ def write_ledger(results: Path, n_positions: int) -> LedgerWriter:
     journal = StateJournal(results)
     journal.update(status="running", current_stage="idle", cycle_count=1, last_cycle=ts, symbols_active=n_positions)
     return led
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_bridge(results: Path, port: int, cache: bool) -> subprocess.Popen:
@@ -157,8 +164,6 @@ def main() -> int:
     ap.add_argument("--ws-clients", type=int, default=100)
     ap.add_argument("--events-per-second", type=float, default=20.0)
     args = ap.parse_args()
-
-    from tests.conftest import free_port  # noqa: PLC0415 - a free loopback port
 
     print(
         f"python {platform.python_version()}, {os.cpu_count()} cores; {args.positions} positions, {args.clients} "

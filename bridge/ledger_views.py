@@ -267,7 +267,8 @@ def cycles_by_id(led: LedgerReader, cycle_id: int) -> CycleRow | None:
 
 
 def models_in_use(led: LedgerReader) -> list[ModelInUse]:
-    """The account's models with the holdout IC they were picked on and the IC they realised live."""
+    """The account's models with the policy and holdout IC they were picked on and the IC they realised live."""
+    policy = engine_config(led).policy
     rows = led.con.execute(
         "select m.model, m.target, m.family, m.view, m.model_dir, m.holdout_ic, avg(r.ic), count(r.ic), m.data_end, "
         "m.first_tradable_ts, m.quarantined_cycle, m.quarantine_reason from models m "
@@ -280,6 +281,7 @@ def models_in_use(led: LedgerReader) -> list[ModelInUse]:
             family=r[2],
             view=r[3],
             model_dir=r[4],
+            policy=policy,
             holdout_ic=r[5],
             realised_ic=r[6],
             realised_cycles=r[7],

@@ -100,6 +100,7 @@ class ModelInUse(BaseModel):
     family: str
     view: str
     model_dir: str
+    policy: str = Field(description="the engine's model policy that picked it (a policy name, alias:NAME or a SELECT)")
     holdout_ic: float | None = Field(description="measured on the run's holdout (picked on it)")
     realised_ic: float | None = Field(description="live realised: mean over the cycles whose horizon has elapsed")
     realised_cycles: int

@@ -118,7 +118,7 @@ def test_the_dashboards_views_follow_the_ledger(bridge, traded) -> None:
     assert httpx.get(f"{bridge}/api/decisions", params={"cycle_id": 10_000}).status_code == 404
 
     models = httpx.get(f"{bridge}/api/models").json()
-    assert {m["family"] for m in models} == {"Ridge", "ElasticNet"}
+    assert {m["family"] for m in models} == {"Ridge", "ElasticNet"} and {m["policy"] for m in models} == {LINEAR_POLICY}
     for m in models:
         (ic,) = _ledger(traded, f"select avg(ic) from realised_ic where model = '{m['model']}'")[0]
         assert m["realised_ic"] == pytest.approx(ic) and m["holdout_ic"] is not None and not m["quarantined"]

@@ -103,6 +103,7 @@ async function refreshPositions() {
 async function refreshModels() {
   let ms;
   try { ms = await getJSON("/api/models"); } catch (e) { return; }
+  $("models-policy").textContent = ms.length ? ms[0].policy : "";
   $("models").tBodies[0].innerHTML = ms.map((m) => `<tr title="${esc(m.model_dir)}">
     <td>${esc(m.target)}</td><td>${esc(m.view)}</td><td>${esc(m.family)}</td>
     <td class="n">${fmt(m.holdout_ic, 4)}</td><td class="n ${cls(m.realised_ic)}">${fmt(m.realised_ic, 4)}</td>
