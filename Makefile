@@ -28,7 +28,7 @@ browser:
 	  echo "installing Debian's chromium for the dashboard test"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } \
-	  || { echo "make test needs Debian's chromium: apt-get install chromium" >&2; exit 1; }
+	  || echo "WARNING: could not install Debian's chromium (apt-get install chromium): the dashboard test will be skipped" >&2
 
 # the bridge and the dashboard over RESULTS (after `make demo`): http://127.0.0.1:8765/
 dashboard: $(STAMP)
