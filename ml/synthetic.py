@@ -30,6 +30,12 @@ The opening gap of bar ``t`` is ``GAP_VOL_FRAC * sigma(t)`` times unit noise (pl
 from the next bar's open (``entry: next_open``) covers the same bars' returns plus two such gaps, so its ICs are
 lower by ``sqrt(h / (h + 2 * GAP_VOL_FRAC**2))``.
 
+**A market that drifts** (``drift_at_bar``): from that bar on (0-based, history and live bars counted together)
+the volume signal's loading becomes ``rho_V * drift_volume_factor`` (0: the signal is gone; -1: it flips sign), so
+the next-bar target's cross-sectional IC changes from ``rho_V * a_V`` to ``rho_V * drift_volume_factor * a_V``
+(:func:`volume_signal_ic`, signed). Models trained before the bar then decay or lose money after it: what the
+retraining loop has to notice. Without ``drift_at_bar`` the market is the same, bit for bit.
+
 ``leak_ic > 0`` plants a **look-ahead leak** for tests of the leak guard: the bar's VWAP then carries the next
 bar's idiosyncratic return, ``log(close / vwap) = 0.25 * sigma * (leak_ic * e(t+1) + sqrt(1 - leak_ic**2) * u)``,
 so the ``vwap_dev`` feature correlates ``leak_ic`` with ``r(t+1)`` across symbols at every timestamp. No real data
@@ -72,6 +78,9 @@ class SyntheticMarketConfig(BaseModel):
         regime_vol_multipliers: volatility multipliers of the regimes the market switches between.
         regime_mean_bars: mean regime length in bars.
         leak_ic: correlation of the bar's VWAP deviation with the next bar's return (0 = no leak; tests only).
+        drift_at_bar: the bar from which the volume signal's loading is multiplied by ``drift_volume_factor``
+            (None: never; module docstring).
+        drift_volume_factor: that multiplier (0.0: the signal decays to nothing; -1.0 flips it).
         live_bars: bars generated after the ``n_bars`` of history, withheld from the lake: the market feed
             (``foxlake market play``) lands them one timestamp at a time for paper trading (0). With intraday bars
             and ``live_bars > 0`` the history must end at a session's close (``n_bars`` a whole number of
@@ -99,6 +108,8 @@ class SyntheticMarketConfig(BaseModel):
     regime_mean_bars: int = Field(500, ge=1)
     leak_ic: float = Field(0.0, ge=0, le=1)
     live_bars: int = Field(0, ge=0)
+    drift_at_bar: int | None = Field(None, ge=1)
+    drift_volume_factor: float = Field(0.0, ge=-1, le=1)
 
     @model_validator(mode="after")
     def _whole_sessions(self) -> SyntheticMarketConfig:
@@ -107,6 +118,14 @@ class SyntheticMarketConfig(BaseModel):
             raise ValueError(
                 f"n_bars={self.n_bars} is not a whole number of {per_session}-bar sessions: with live_bars the "
                 f"history must end at a session's close (e.g. n_bars={self.n_bars // per_session * per_session})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _drift_inside(self) -> SyntheticMarketConfig:
+        if self.drift_at_bar is not None and self.drift_at_bar >= self.n_bars + self.live_bars:
+            raise ValueError(
+                f"drift_at_bar={self.drift_at_bar} is past the market's last bar ({self.n_bars + self.live_bars - 1})"
             )
         return self
 
@@ -122,6 +141,13 @@ class SyntheticMarketConfig(BaseModel):
         """Correlation of the log wick ratio with its signal."""
         k = self.wick_signal_scale
         return 2 * k / math.sqrt(0.5 + 4 * k * k)
+
+
+def volume_signal_ic(cfg: SyntheticMarketConfig, bar: int) -> float:
+    """The signed cross-sectional IC of the volume signal of bar ``bar - 1`` with the return of bar ``bar`` (the
+    next-bar target from the close): ``rho_V * a_V``, times ``drift_volume_factor`` from ``drift_at_bar`` on."""
+    drifted = cfg.drift_at_bar is not None and bar >= cfg.drift_at_bar
+    return cfg.rho_volume * (cfg.drift_volume_factor if drifted else 1.0) * cfg.volume_loading
 
 
 def symbol_names(n: int) -> list[str]:
@@ -256,8 +282,11 @@ def make_market(cfg: SyntheticMarketConfig) -> pl.DataFrame:
     s_v, s_g, s_w = (rng.standard_normal((n, t_len)) for _ in range(3))
     gap_coef = cfg.rho_gap_common + g * cfg.rho_gap_symbol
     wick_coef = w * cfg.rho_wick_symbol
-    loading = cfg.rho_volume * _lag(s_v, 1) + gap_coef * _lag(s_g, 2) + wick_coef * _lag(s_w, 3)
-    explained = cfg.rho_volume**2 + gap_coef**2 + wick_coef**2
+    rho_v = np.full(t_len, cfg.rho_volume)  # the volume signal's loading on the return of each bar
+    if cfg.drift_at_bar is not None:
+        rho_v[cfg.drift_at_bar :] *= cfg.drift_volume_factor
+    loading = rho_v * _lag(s_v, 1) + gap_coef * _lag(s_g, 2) + wick_coef * _lag(s_w, 3)
+    explained = rho_v**2 + gap_coef**2 + wick_coef**2
     noise = rng.standard_normal((n, t_len)) * np.sqrt(1.0 - explained)
     market = rng.standard_normal(t_len) * 0.6 * cfg.base_vol_per_bar_frac * scale
     ret = market[None, :] + sigma[None, :] * (loading + noise)
