@@ -87,10 +87,13 @@ def create_app(
     reads = [Depends(require_token_beyond_loopback(token))]
     controls = [Depends(require_token(token))] if token.value else [Depends(_no_token)]
 
-    def ledger_json(key: tuple, build) -> Response:
+    def ledger_json(key: tuple, build, absent=None) -> Response:
+        """A ledger view's JSON; ``absent`` (a payload) answers when no ledger exists yet, else 404."""
         try:
             return Response(source.cached_json(key, build), media_type="application/json")
         except NoLedger as exc:
+            if absent is not None:
+                return Response(to_json(absent), media_type="application/json")
             raise HTTPException(404, str(exc)) from None
         except LedgerUnreadable as exc:
             raise HTTPException(503, str(exc)) from None
@@ -126,13 +129,8 @@ def create_app(
     def api_positions() -> Response:
         """Open positions after the last cycle, sorted by symbol; weight = market value / equity (shorts negative).
         Empty when no engine has run."""
-        try:
-            return ledger_json(("positions",), ledger_views.positions)
-        except HTTPException as exc:
-            if exc.status_code != 404:
-                raise
-            empty = PositionsPayload(positions=[], total_positions=0, long_count=0, short_count=0, total_market_value=0)
-            return Response(to_json(empty), media_type="application/json")
+        empty = PositionsPayload(positions=[], total_positions=0, long_count=0, short_count=0, total_market_value=0)
+        return ledger_json(("positions",), ledger_views.positions, absent=empty)
 
     @app.get("/api/risk/status", response_model=RiskStatus, dependencies=reads, responses=_NOT_YET)
     def api_risk() -> Response:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from bridge.ledger_views import last_cycle_id
 from live.ledger.reader import LedgerReader
 from live.ledger.schema import ledger_file
 
@@ -52,8 +53,7 @@ class LedgerSource:
 
     def version(self, led: LedgerReader) -> tuple[int, int]:
         """(ledger file inode, last committed cycle): what the cached views depend on."""
-        row = led.con.execute("select max(cycle_id) from cycles").fetchone()
-        return self._local.ino, int(row[0] or 0)
+        return self._local.ino, last_cycle_id(led)
 
     def cached_json(self, key: tuple, build: Callable[[LedgerReader], BaseModel | list]) -> bytes:
         """The JSON of ``build(reader)`` for this cycle, built once per cycle and ``key``."""

@@ -7,7 +7,7 @@ quote currency; weights, exposures, P&L and limits are fractions (``_pct`` names
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge.payloads import (
     CycleDecisions,
@@ -22,6 +22,8 @@ from bridge.payloads import (
 from contracts.bridge import Position, PositionsPayload, RiskStatus, RiskWarning
 from live.config import EngineConfig
 from live.ledger.reader import LedgerReader
+
+M = TypeVar("M")
 
 WARN_AT_FRAC_OF_LIMIT = 0.5
 """A risk warning appears when the day's loss or the drawdown reaches this share of its limit (``warning``); at the
@@ -213,23 +215,20 @@ def orders(led: LedgerReader, limit: int = 100, symbol: str | None = None) -> li
 
 
 def fills(led: LedgerReader, limit: int = 100, symbol: str | None = None) -> list[FillRow]:
-    cur = led.con.execute(
+    return _rows(
+        led,
+        FillRow,
         "select fill_id, client_order_id, cycle_id, symbol, ts, qty, price, fee, requested_qty from fills "
         "where (?1 is null or symbol = ?1) order by ts desc, symbol limit ?2",
         (symbol, limit),
     )
-    cols = [d[0] for d in cur.description]
-    return [FillRow(**dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+
+
+_CYCLES = "select cycle_id, ts, in_sample, trading_state, paused, n_trade, n_hold, n_blocked, latency_ms from cycles"
 
 
 def cycles(led: LedgerReader, limit: int = 100) -> list[CycleRow]:
-    cur = led.con.execute(
-        "select cycle_id, ts, in_sample, trading_state, paused, n_trade, n_hold, n_blocked, latency_ms from cycles "
-        "order by cycle_id desc limit ?",
-        (limit,),
-    )
-    cols = [d[0] for d in cur.description]
-    return [CycleRow(**dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+    return _rows(led, CycleRow, _CYCLES + " order by cycle_id desc limit ?", (limit,))
 
 
 def cycle_decisions(led: LedgerReader, cycle_id: int | None = None, action: str | None = None) -> CycleDecisions:
@@ -239,8 +238,8 @@ def cycle_decisions(led: LedgerReader, cycle_id: int | None = None, action: str 
         LookupError: no such cycle.
     """
     cid = cycle_id if cycle_id is not None else last_cycle_id(led)
-    found = cycles_by_id(led, cid)
-    if found is None:
+    found = _rows(led, CycleRow, _CYCLES + " where cycle_id = ?", (cid,))
+    if not found:
         raise LookupError(f"no cycle {cid}" if cycle_id is not None else "no cycle yet")
     cur = led.con.execute(
         "select symbol, action, reason, alpha_bps, cost_bps, sigma_bps, z, current_weight_frac, target_weight_frac, "
@@ -253,42 +252,25 @@ def cycle_decisions(led: LedgerReader, cycle_id: int | None = None, action: str 
         d: dict[str, Any] = dict(zip(cols, r, strict=True))
         d["trace"] = json.loads(d.pop("trace_json"))
         out.append(Decision(**d))
-    return CycleDecisions(cycle=found, decisions=out)
+    return CycleDecisions(cycle=found[0], decisions=out)
 
 
-def cycles_by_id(led: LedgerReader, cycle_id: int) -> CycleRow | None:
-    cur = led.con.execute(
-        "select cycle_id, ts, in_sample, trading_state, paused, n_trade, n_hold, n_blocked, latency_ms from cycles "
-        "where cycle_id = ?",
-        (cycle_id,),
-    )
-    row = cur.fetchone()
-    return None if row is None else CycleRow(**dict(zip([d[0] for d in cur.description], row, strict=True)))
+def _rows(led: LedgerReader, model: type[M], query: str, params: tuple) -> list[M]:
+    """One query's rows as ``model`` instances (columns named as the model's fields)."""
+    cur = led.con.execute(query, params)
+    cols = [d[0] for d in cur.description]
+    return [model(**dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
 
 
 def models_in_use(led: LedgerReader) -> list[ModelInUse]:
     """The account's models with the policy and holdout IC they were picked on and the IC they realised live."""
     policy = engine_config(led).policy
-    rows = led.con.execute(
-        "select m.model, m.target, m.family, m.view, m.model_dir, m.holdout_ic, avg(r.ic), count(r.ic), m.data_end, "
-        "m.first_tradable_ts, m.quarantined_cycle, m.quarantine_reason from models m "
-        "left join realised_ic r on r.model = m.model group by m.model order by m.target, m.family, m.model"
-    ).fetchall()
-    return [
-        ModelInUse(
-            model=r[0],
-            target=r[1],
-            family=r[2],
-            view=r[3],
-            model_dir=r[4],
-            policy=policy,
-            holdout_ic=r[5],
-            realised_ic=r[6],
-            realised_cycles=r[7],
-            data_end=r[8],
-            first_tradable_ts=r[9],
-            quarantined=r[10] is not None,
-            quarantine_reason=r[11],
-        )
-        for r in rows
-    ]
+    return _rows(
+        led,
+        ModelInUse,
+        "select m.model, m.target, m.family, m.view, m.model_dir, ? as policy, m.holdout_ic, avg(r.ic) as realised_ic, "
+        "count(r.ic) as realised_cycles, m.data_end, m.first_tradable_ts, m.quarantined_cycle is not null as "
+        "quarantined, m.quarantine_reason from models m left join realised_ic r on r.model = m.model "
+        "group by m.model order by m.target, m.family, m.model",
+        (policy,),
+    )

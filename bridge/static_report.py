@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge import ledger_views
+from contracts.io import write_atomic_bytes
 from live.ledger.reader import LedgerReader
 
 STATIC = Path(__file__).parent / "static"
@@ -111,9 +112,4 @@ def write_html_report(results: str | Path, account: str, path: str | Path, summa
 <script>{(STATIC / "vendor" / "uPlot.iife.min.js").read_text()}</script>
 <script>{_SCRIPT}</script></body></html>
 """  # noqa: E501
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_atomic_bytes(path, body.encode("utf-8"))
