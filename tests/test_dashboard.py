@@ -124,7 +124,10 @@ def test_the_dashboard_shows_the_running_engine_and_pauses_it(pipeline_results, 
             page.click("#btn-pause")
             page.wait_for_function("document.getElementById('status').textContent === 'paused'", timeout=20_000)
             assert httpx.get(f"{base}/api/state").json()["status"] == "paused"
-            assert "applied at cycle" in page.text_content("#control-result")
+            # the POST returns once the engine has acknowledged; the status may flip first over the websocket
+            page.wait_for_function(
+                "document.getElementById('control-result').textContent.includes('applied at cycle')", timeout=20_000
+            )
 
             # the feed ends, the paused engine marks its last bars: the page settles on the ledger's numbers
             assert procs["feed"].wait(timeout=180) == 0
