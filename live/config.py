@@ -132,6 +132,9 @@ class EngineConfig(BaseModel):
             when its return window (entry at the next bar's open) fits in it; others are not loaded.
         allow_in_sample: trade bars the models' run saw (debugging only; every decision is labelled in-sample).
         strict: refuse models whose meta recorded no checksum (False).
+        hot_reload: at every cycle boundary, switch to the models the policy picks now when the catalog changed
+            (``live.reload``: verified first, only for bars they never saw; a failed load keeps the old models);
+            resuming a ledger with other models is then a switch, not an error (False).
         costs, gates, sizing, risk, broker, blend: see their classes.
     """
 
@@ -141,6 +144,7 @@ class EngineConfig(BaseModel):
     holding_bars: int = Field(1, ge=1)
     allow_in_sample: bool = False
     strict: bool = False
+    hot_reload: bool = False
     costs: CostConfig = CostConfig()
     gates: GateConfig = GateConfig()
     sizing: SizingConfig = SizingConfig()

@@ -4,6 +4,7 @@ A policy is one of:
 
 * a **named policy**: built in (below) or from ``configs/policies.yaml`` (``$FOXLAKE_POLICIES`` to point
   elsewhere), validated by :class:`PolicyFile`; a YAML policy of the same name replaces the built-in one;
+* ``champions``: the models the closed loop promoted (every ``champion.<target>`` alias, :mod:`loop.promotion`);
 * an **alias**: ``alias:champion`` (several: ``alias:champion,challenger``) resolves to the model directories
   the aliases point at now (``foxlake catalog alias set …``);
 * a literal ``select …`` / ``with …`` returning a ``model_dir`` column: exactly one SELECT statement (parsed by
@@ -65,6 +66,12 @@ POLICIES: dict[str, str] = {
           and run_dir = (select run_dir from runs where complete and interval_minutes = $interval_minutes
                          order by timestamp desc, run_dir desc limit 1)
         order by target, view, symbol nulls first, family
+    """,
+    # The champions of the closed loop (loop.promotion): every model a champion.<target> alias points at now.
+    "champions": """
+        select model_dir from active_aliases
+        where alias like 'champion.%' and indexed and interval_minutes = $interval_minutes
+        order by alias
     """,
 }
 DEFAULT_POLICY = "holdout_per_family"

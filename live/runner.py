@@ -33,6 +33,7 @@ from live.journal import StateJournal
 from live.ledger.schema import ledger_dir
 from live.ledger.writer import LedgerWriter
 from live.loader import catalog_facts, load_selected
+from live.reload import SWAP_INSERT, HotReload, models_meta, record_models
 from live.sources import LakeBars, follow, replay
 from ml.bars import check_interval
 from ml.targets import TargetSpec
@@ -56,6 +57,7 @@ class RunSummary:
     first_tradable: str | None = None
     in_sample_cycles: int = 0
     stopped_by: str | None = None
+    model_swaps: int = 0
     latency_ms: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +132,7 @@ def run_live(
     summary.first_tradable = bound.isoformat()
     universe = sorted(tail["symbol"].unique().to_list())  # the symbols of the last 200 bar timestamps
 
-    _check_models_match(ledger, cfg, models, universe)
+    _check_models_match(ledger, cfg, models, universe, measured)
     broker = PaperBroker(ledger_dir(results, cfg.account) / "broker.sqlite", cfg.broker)
     last = ledger.last_cycle()
     if last is None:
@@ -145,6 +147,8 @@ def run_live(
         }
         known = {r[0] for r in ledger.con.execute("select fill_id from fills")}
     engine = Engine(cfg, models, universe, measured, ledger, broker, state, positions, known)
+    engine.loaded_cycle = dict(ledger.con.execute("select model, max(cycle_id) from model_swaps group by model"))
+    hot = HotReload(results, cfg, measured, lake) if cfg.hot_reload else None
 
     if last is not None:
         after = datetime.fromisoformat(last[1])
@@ -200,6 +204,9 @@ def run_live(
             if until is not None and ts > until:
                 break
             cycle_id += 1
+            if hot is not None and hot.before_cycle(engine, cycle_id, ts):
+                summary.model_swaps += 1
+                summary.models = [m.key for m in engine.models]
             result = engine.run_cycle(cycle_id, ts, part)
             summary.cycles += 1
             summary.in_sample_cycles += ts < engine.first_tradable
@@ -228,33 +235,38 @@ def run_live(
 
 
 def _check_models_match(
-    ledger: LedgerWriter, cfg: EngineConfig, models: list[TradedModel], universe: list[str]
+    ledger: LedgerWriter, cfg: EngineConfig, models: list[TradedModel], universe: list[str], interval_minutes: float
 ) -> None:
     have = ledger.meta("models")
-    mine = json.dumps(sorted(m.model_dir for m in models))
+    mine = models_meta(models)
     if have is None:
-        with ledger.cycle() as con:  # all of it or nothing: a kill here leaves a ledger that starts afresh
+        with ledger.cycle():  # all of it or nothing: a kill here leaves a ledger that starts afresh
             ledger.set_meta("models", mine)
             ledger.set_meta("config", cfg.model_dump_json())
             ledger.set_meta("universe", json.dumps(universe))
-            for m in models:
-                con.execute(
-                    "insert or replace into models values (?, ?, ?, ?, ?, ?, ?, ?, null, null)",
-                    (
-                        m.key,
-                        m.target,
-                        m.family,
-                        m.view,
-                        m.model_dir,
-                        m.holdout_ic,
-                        m.data_end.isoformat(),
-                        m.first_tradable.isoformat(),
-                    ),
-                )
+            ledger.set_meta("interval_minutes", repr(float(interval_minutes)))
+            record_models(ledger.con, models)
+    elif have != mine and cfg.hot_reload:
+        last = ledger.last_cycle()
+        nxt = (last[0] if last else 0) + 1
+        old = dict(ledger.con.execute("select model, model_dir from models").fetchall())
+        new = {m.key: m.model_dir for m in models}
+        changes = [(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        reason = "the policy picks other models than when the engine stopped"
+        with ledger.cycle() as con:
+            record_models(con, models)
+            con.executemany(
+                SWAP_INSERT,
+                [(nxt, k, o, n, reason) for k, o, n in changes],
+            )
+            ledger.set_meta("models", mine)
+            ledger.event(last[0] if last else None, "models_swapped", f"{len(changes)} model(s) changed at resume: "
+                         f"{reason}", "warning", changes=[{"model": k, "old": o, "new": n} for k, o, n in changes],
+                         reason=reason)  # fmt: skip
     elif have != mine:
         raise ValueError(
-            f"{ledger.path}: this account trades other models than the policy picks now; resume with the same models "
-            "or start another --account"
+            f"{ledger.path}: this account trades other models than the policy picks now; resume with the same models, "
+            "start another --account, or set live.hot_reload"
         )
 
 

@@ -126,7 +126,6 @@ class Engine:
         known_fills: set[str],
     ) -> None:
         self.cfg = cfg
-        self.models = models
         self.universe = universe
         self.index = {s: i for i, s in enumerate(universe)}
         self.universe_array = np.array(universe, dtype=object)
@@ -140,16 +139,42 @@ class Engine:
         self.entry_ts = [h[2] for h in held]  # ISO ts of the fill that opened the position, "" when flat
         self.known_fills = known_fills
         self.last_close = np.full(len(universe), np.nan)
+        self.close_hist: deque[np.ndarray] = deque(maxlen=VOL_WINDOW_BARS + 1)
+        self.pending: dict[int, dict[str, Any]] = {}  # cycle_id -> {"ts", "scores": {model: array}}
+        self.loaded_cycle: dict[str, int] = {}  # model -> the first cycle it predicted at, after a hot reload
+        self._use(models)
+        self.buffer = self.buffer_for(models)
+
+    def _use(self, models: list[TradedModel]) -> None:
+        self.models = models
         self.targets = sorted({m.target for m in models})
         self.specs = {m.target: m.spec for m in models}
         self.max_reach = max((s.reach_bars for s in self.specs.values()), default=1)
-        self.buffer = FeatureBuffer(
-            (f for m in models for f in m.loaded.meta.feature_list),
-            min_bars=max(VOL_WINDOW_BARS + 1, self.max_reach + 2),
-        )
-        self.close_hist: deque[np.ndarray] = deque(maxlen=VOL_WINDOW_BARS + 1)
-        self.pending: dict[int, dict[str, Any]] = {}  # cycle_id -> {"ts", "scores": {model: array}}
         self.first_tradable = max(m.first_tradable for m in models)
+
+    @staticmethod
+    def buffer_for(models: list[TradedModel]) -> FeatureBuffer:
+        """An empty feature buffer for ``models`` (its ``history_bars`` says how many bar timestamps it keeps)."""
+        max_reach = max((m.spec.reach_bars for m in models), default=1)
+        return FeatureBuffer(
+            (f for m in models for f in m.loaded.meta.feature_list), min_bars=max(VOL_WINDOW_BARS + 1, max_reach + 2)
+        )
+
+    def replace_models(self, models: list[TradedModel], from_cycle: int, buffer: FeatureBuffer) -> list[tuple]:
+        """Trade ``models`` from cycle ``from_cycle`` on (a hot reload, between cycles): positions, cash, risk and
+        the pending predictions carry over; a replaced model's realised-IC state starts afresh (its blend weight
+        starts from the new holdout IC); ``buffer`` holds the bars the new models need. Returns the changes as
+        ``(model, old model_dir or None, new model_dir or None)``."""
+        old = {m.key: m.model_dir for m in self.models}
+        new = {m.key: m.model_dir for m in models}
+        changes = [(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        for key, _, _ in changes:
+            self.state.realised.pop(key, None)
+            self.state.quarantined.pop(key, None)
+            self.loaded_cycle[key] = from_cycle
+        self._use(models)
+        self.buffer = buffer
+        return changes
 
     # --- warm-up ------------------------------------------------------------------------------------------------
     def warm(self, bars_at_ts: pl.DataFrame) -> None:
@@ -561,7 +586,7 @@ class Engine:
                         ic, cnt = row_ic(rec["scores"][m.key], y)
                         ic_v = float(ic[0]) if np.isfinite(ic[0]) else None
                         out.append((cid, rec["ts"].isoformat(), t, m.key, ic_v, int(cnt[0]), cycle_id))
-                        if ic_v is not None:
+                        if ic_v is not None and cid >= self.loaded_cycle.get(m.key, 0):  # this model's own
                             s, c = self._realised(m.key)
                             self.state.realised[m.key] = [s + ic_v, c + 1]
                 for view_key, score in sorted(rec["blend"].items()):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: ``model_swaps`` (hot reload). A schema-2 ledger is upgraded in place when the engine opens it."""
 
 DDL = """
 create table if not exists meta (key text primary key, value text not null);
@@ -84,6 +85,14 @@ create table if not exists models (
     model text primary key, target text not null, family text not null, view text not null,
     model_dir text not null, holdout_ic real, data_end text not null, first_tradable_ts text not null,
     quarantined_cycle integer, quarantine_reason text
+);                                          -- the models trading now (a hot reload replaces rows; see model_swaps)
+create table if not exists model_swaps (
+    swap_id integer primary key autoincrement,
+    cycle_id integer not null,             -- the first cycle the new model predicts at (0: before the first cycle)
+    model text not null,                   -- target/view[/symbol]/family
+    old_model_dir text,                    -- null: the model was added
+    new_model_dir text,                    -- null: the model was removed
+    reason text not null
 );
 """
 

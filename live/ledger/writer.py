@@ -61,6 +61,12 @@ class LedgerWriter:
             _create(self.path)
         self.con = open_rw(self.path)
         have = self.meta("schema_version")
+        if have is not None and int(have) == 2:  # schema 3 only adds a table
+            self.con.executescript(
+                f"begin immediate; {DDL}; "
+                f"update meta set value = '{SCHEMA_VERSION}' where key = 'schema_version'; commit;"
+            )
+            have = str(SCHEMA_VERSION)
         if have is None or int(have) != SCHEMA_VERSION:
             raise ValueError(f"{self.path}: ledger schema {have}, this engine writes {SCHEMA_VERSION}")
 
@@ -99,6 +105,32 @@ class LedgerWriter:
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             self.con.executemany(f"insert into {table} values ({marks})", rows)
+
+
+def append_event(
+    results: str | Path, account: str, event_type: str, message: str, severity: str = "info", **data: Any
+) -> int:
+    """Append an event from outside the engine (a sensor's finding) to the ledger's event stream; its id.
+
+    The row carries the last committed cycle's id; the engine's own writes are not touched (SQLite serialises the
+    two writers; this one holds its lock for one insert).
+
+    Raises:
+        FileNotFoundError: no ledger for ``account``.
+    """
+    path = ledger_file(results, account)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no ledger for account {account!r}")
+    con = open_rw(path)
+    try:
+        row = con.execute("select max(cycle_id) from cycles").fetchone()
+        cur = con.execute(
+            "insert into events (cycle_id, ts, event_type, severity, message, data_json) values (?, ?, ?, ?, ?, ?)",
+            (row[0], utc_now_iso(), event_type, severity, message, json.dumps(data, sort_keys=True, default=str)),
+        )
+        return int(cur.lastrowid)
+    finally:
+        con.close()
 
 
 def append_command(results: str | Path, account: str, command: str, reason: str) -> int:

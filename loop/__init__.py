@@ -1,0 +1,1 @@
+"""The closed loop: decay detection on the live ledger, retraining triggers and champion/challenger promotion."""

@@ -1,0 +1,120 @@
+"""Hot reload: the engine switches models between cycles when the champion moves; positions carry over."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from catalog.aliases import set_alias
+from catalog.query import sql
+from live.config import EngineConfig, load_engine_config
+from live.ledger.reader import LedgerReader
+from live.runner import run_live
+from loop.promotion import champion_alias
+from tests.conftest import DEMO_CONFIG
+
+TARGET = "fwd_ret_5m_from_open"
+ALIAS = champion_alias(TARGET)
+
+
+def _cfg(**over) -> EngineConfig:
+    base = load_engine_config(DEMO_CONFIG).model_dump()
+    return EngineConfig.model_validate({**base, "policy": "champions", "hot_reload": True, **over})
+
+
+def _dirs(results: Path) -> dict[str, str]:
+    df = sql(results, "select family, model_dir from pick_candidates where target = ? and view = 'CROSS_SECTIONAL'",
+             [TARGET])  # fmt: skip
+    return dict(zip(df["family"], df["model_dir"], strict=True))
+
+
+def _rows(results: Path, query: str, params: tuple = ()) -> list[tuple]:
+    with LedgerReader(results, "paper") as r:
+        return r.con.execute(query, params).fetchall()
+
+
+def _when_cycle(results: Path, n: int, action) -> threading.Thread:
+    """Run ``action`` once the ledger has ``n`` cycles (the engine keeps trading meanwhile)."""
+
+    def watch() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if _rows(results, "select count(*) from cycles")[0][0] >= n:
+                    action()
+                    return
+            except FileNotFoundError:
+                pass
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_promotion_is_traded_from_the_next_cycle_and_a_broken_model_is_not(live_copy: Path) -> None:
+    dirs = _dirs(live_copy)
+    first, second, broken = dirs["ElasticNet"], dirs["Ridge"], dirs["LightGBM"]
+    set_alias(live_copy, ALIAS, first, note="the first champion")
+
+    watcher = _when_cycle(live_copy, 5, lambda: set_alias(live_copy, ALIAS, second, note="promoted"))
+    summary = run_live(live_copy, _cfg(), interval_minutes=5.0, max_cycles=30, install_signals=False)
+    watcher.join()
+    assert summary.model_swaps == 1 and summary.cycles == 30
+
+    (swap_cycle,) = {r[0] for r in _rows(live_copy, "select cycle_id from model_swaps")}
+    assert 6 <= swap_cycle <= 30
+    swaps = _rows(live_copy, "select model, old_model_dir, new_model_dir from model_swaps order by model")
+    assert swaps == [(f"{TARGET}/CROSS_SECTIONAL/ElasticNet", first, None), (f"{TARGET}/CROSS_SECTIONAL/Ridge", None,
+                                                                              second)]  # fmt: skip
+    # every cycle before the swap scored by the old champion, every one from it by the new one
+    used = _rows(live_copy, "select cycle_id, group_concat(distinct model) from predictions "
+                 "where model not like '<blend>%' group by cycle_id order by cycle_id")  # fmt: skip
+    assert all(m.endswith("ElasticNet") for c, m in used if c < swap_cycle)
+    assert all(m.endswith("Ridge") for c, m in used if c >= swap_cycle)
+    assert _rows(live_copy, "select model_dir from models") == [(second,)]
+    events = _rows(live_copy, "select event_type, message from events where event_type like 'models_%'")
+    assert [e[0] for e in events] == ["models_swapped"] and events[0][1].startswith("2 model(s) changed")
+    # positions carried over: the engine and the broker agree at every cycle, nothing was flattened
+    assert _rows(live_copy, "select count(*) from events where event_type = 'reconciliation_mismatch'") == [(0,)]
+    held = _rows(live_copy, "select count(*) from decisions where cycle_id = ? and current_weight_frac != 0",
+                 (swap_cycle,))[0][0]  # fmt: skip
+    assert held > 0
+
+    # a model whose file no longer matches the catalog's checksum is refused: the champion keeps trading
+    meta = sql(live_copy, "select model_path from models where model_dir = ?", [broken])["model_path"][0]
+    path = live_copy / meta
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with open(path, "r+b") as fh:  # same inode, size and mtime: the indexer does not look again, the loader does
+        fh.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    watcher = _when_cycle(live_copy, 33, lambda: set_alias(live_copy, ALIAS, broken, note="a broken challenger"))
+    summary = run_live(live_copy, _cfg(), interval_minutes=5.0, max_cycles=10, install_signals=False)
+    watcher.join()
+    assert summary.model_swaps == 0
+    failed = _rows(live_copy, "select severity, message from events where event_type = 'models_reload_failed'")
+    assert len(failed) == 1 and failed[0][0] == "warning" and "checksum" in failed[0][1]
+    assert _rows(live_copy, "select distinct model from predictions where cycle_id > 33 and model not like '<%'") == [
+        (f"{TARGET}/CROSS_SECTIONAL/Ridge",)
+    ]
+
+
+def test_resuming_with_other_models_is_a_switch_with_hot_reload_and_an_error_without(live_copy: Path) -> None:
+    dirs = _dirs(live_copy)
+    set_alias(live_copy, ALIAS, dirs["ElasticNet"])
+    run_live(live_copy, _cfg(), interval_minutes=5.0, max_cycles=5, install_signals=False)
+    set_alias(live_copy, ALIAS, dirs["Ridge"])  # moved while the engine was stopped
+    with pytest.raises(ValueError, match="other models than the policy picks now"):
+        run_live(live_copy, _cfg(hot_reload=False), interval_minutes=5.0, max_cycles=5, install_signals=False)
+    summary = run_live(live_copy, _cfg(), interval_minutes=5.0, max_cycles=5, install_signals=False)
+    assert summary.resumed_after is not None and summary.cycles == 5
+    assert {r[0] for r in _rows(live_copy, "select cycle_id from model_swaps")} == {6}
+    assert _rows(live_copy, "select distinct model from predictions where cycle_id >= 6 and model not like '<%'") == [
+        (f"{TARGET}/CROSS_SECTIONAL/Ridge",)
+    ]
