@@ -43,7 +43,7 @@ def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dic
     )
 
 
-@dg.asset(group_name="lake", kinds={"parquet", "polars"})
+@dg.asset(group_name="lake", kinds={"parquet", "polars"}, automation_condition=dg.AutomationCondition.eager())
 def features(context: dg.AssetExecutionContext, lake: LakeResource, bars: dict) -> dg.Output[dict]:
     """Features (``ml.features``, the same code live trading runs), computed only for new or changed days."""
     cfg = lake.run_config()

@@ -22,28 +22,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
 from live.ledger.reader import LedgerReader
+from loop.config import DecayConfig
 from ml.targets import TargetSpec
-
-
-class DecayConfig(BaseModel):
-    """The decay test (see the module docstring).
-
-    Attributes:
-        window_horizons: K, the realised horizons (non-overlapping) in the test's sample (30).
-        p_value: fire when the one-sided p-value is below this (0.01).
-        min_drop_ic: and the realised mean is at least this far below the holdout IC (0.02, IC units).
-        cooldown_cycles: after a target fired, do not fire it again for this many engine cycles (100).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    window_horizons: int = Field(30, ge=3)
-    p_value: float = Field(0.01, gt=0, lt=0.5)
-    min_drop_ic: float = Field(0.02, ge=0)
-    cooldown_cycles: int = Field(100, ge=0)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.aliases import get_alias, set_alias
 from catalog.query import sql
 from live.loader import load_model
+from loop.config import PromotionConfig
 from ml.lake import read_table, table_dir
 from ml.metrics import per_timestamp_ic, summarize_ic
 from ml.targets import TargetSpec, add_targets
@@ -42,23 +42,6 @@ from ml.targets import TargetSpec, add_targets
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 VIEW = "CROSS_SECTIONAL"
-
-
-class PromotionConfig(BaseModel):
-    """When a challenger replaces the champion.
-
-    Attributes:
-        margin_ic: the challenger's mean IC on the common window must exceed the champion's by at least this
-            (0.01, in IC units).
-        min_timestamps: the fewest bar timestamps both models are scored on (100); fewer: refused as too little
-            unseen data.
-        min_t_stat: the challenger's own t-stat on the window must reach this (2.0).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    margin_ic: float = Field(0.01, ge=0)
-    min_timestamps: int = Field(100, ge=2)
-    min_t_stat: float = 2.0
 
 
 def champion_alias(target: str) -> str:

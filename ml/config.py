@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contracts.families import canonical_family
 from contracts.io import canonical_json, sha256_text
+from loop.config import LoopConfig
 from ml.cv import CVConfig, HoldoutConfig
 from ml.metrics import EvaluationConfig
 from ml.selection import SelectionConfig
@@ -113,6 +114,11 @@ class RunConfig(BaseModel):
             depend on it (``ml.parallel``).
         live: the paper-trading engine's settings, validated by ``live.config.EngineConfig`` (not part of the
             training digest: changing how the engine trades retrains nothing).
+        train_window_days: train, select and hold out on only the newest this many daily partitions of the
+            features (``None``, the default: every partition). A retrain after a regime change then learns the
+            new regime instead of averaging it with years of the old one.
+        loop: the closed loop's retraining, decay and promotion settings (``loop.config.LoopConfig``; not part of
+            the training digest).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -137,6 +143,8 @@ class RunConfig(BaseModel):
     seed: int = 42
     workers: int | None = Field(None, ge=1)
     live: dict[str, Any] = {}
+    train_window_days: int | None = Field(None, ge=1)
+    loop: LoopConfig = LoopConfig()
 
     @field_validator("families", "ranking_families", "symbol_specific_families")
     @classmethod
@@ -190,7 +198,8 @@ class RunConfig(BaseModel):
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of the config: the manifest's ``config_digest``."""
-        return sha256_text(canonical_json(self.model_dump(mode="json", exclude={"live", "workers"})))
+        unset = {"train_window_days"} if self.train_window_days is None else set()  # digests before it existed
+        return sha256_text(canonical_json(self.model_dump(mode="json", exclude={"live", "workers", "loop"} | unset)))
 
 
 def load_run_config(path: str | Path) -> RunConfig:

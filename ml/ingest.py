@@ -451,6 +451,52 @@ def _file_interval(bars: pl.DataFrame, given: int | None, source: str) -> int | 
 # --------------------------------------------------------------------------------------------- ingestion
 
 
+def _checked(path: Path, data: bytes, given: int | None) -> tuple[pl.DataFrame, int, int | None]:
+    bars, rows = read_landing_file(path, data)
+    return bars, rows, _file_interval(bars, given, str(path))
+
+
+def pending_landing_files(results: str | Path) -> list[tuple[Path, str]]:
+    """The landing files not yet ingested with their current content: ``(path, sha256)`` in name order."""
+    ledger = read_ledger(results)
+    out = []
+    for path in landing_files(results):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if ledger.get(path.name, {}).get("sha256") != digest:
+            out.append((path, digest))
+    return out
+
+
+def check_landing_file(path: str | Path, interval_minutes: int | None = None) -> int:
+    """Everything :func:`ingest_landing` checks of one file, without writing; its data rows.
+
+    Raises:
+        IngestError: naming the file, the line/row and the column of the first problem.
+    """
+    given = None if interval_minutes is None else _check_interval(float(interval_minutes), "interval_minutes")
+    path = Path(path)
+    return _checked(path, path.read_bytes(), given)[1]
+
+
+def rejected_dir(results: str | Path) -> Path:
+    """``RESULTS/lake/landing/rejected``: bad landing files, each beside ``<name>.reason.txt``."""
+    return landing_dir(results) / "rejected"
+
+
+def reject_landing_file(results: str | Path, path: str | Path, reason: str) -> Path:
+    """Move a bad landing file into ``rejected/`` (a name already there gets a numbered suffix) with a reason file
+    beside it; the files after it are ingested without it. Returns the moved file's path."""
+    path = Path(path)
+    directory = rejected_dir(results)
+    directory.mkdir(parents=True, exist_ok=True)
+    dest, n = directory / path.name, 1
+    while dest.exists():
+        dest, n = directory / f"{path.stem}.{n}{path.suffix}", n + 1
+    write_atomic_bytes(dest.with_name(dest.name + ".reason.txt"), (reason.rstrip() + "\n").encode("utf-8"))
+    path.replace(dest)
+    return dest
+
+
 def _column_order(columns: list[str]) -> list[str]:
     known = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in columns]
     return known + [c for c in columns if c not in known]
@@ -503,8 +549,7 @@ def ingest_landing(results: str | Path, interval_minutes: float | None = None) -
             report.files_skipped.append(path.name)
             continue
         try:
-            bars, rows = read_landing_file(path, data)
-            interval = _file_interval(bars, given, str(path))
+            bars, rows, interval = _checked(path, data, given)
         except IngestError as exc:
             problems.extend(exc.problems)
             continue

@@ -78,8 +78,10 @@ def load_panel(results: str | Path, cfg: RunConfig) -> tuple[pl.DataFrame, list[
     the feature columns, and the date partitions the data came from."""
     interval = cfg.bar_interval_minutes
     feat_dir = table_dir(results, "features", interval)
-    panel = read_table(feat_dir)
-    bars = read_table(table_dir(results, "bars", interval))
+    dates = partitions(feat_dir)
+    since = dates[-cfg.train_window_days] if cfg.train_window_days and len(dates) > cfg.train_window_days else None
+    panel = read_table(feat_dir, since=since)
+    bars = read_table(table_dir(results, "bars", interval), since=since)
     wanted = cfg.features if cfg.features is not None else [c for c in panel.columns if c in ALL_FEATURES]
     features = resolve(wanted)
     missing = [f for f in features if f not in panel.columns]
@@ -87,7 +89,7 @@ def load_panel(results: str | Path, cfg: RunConfig) -> tuple[pl.DataFrame, list[
         raise KeyError(f"{feat_dir}: feature column(s) {missing} missing; re-materialize the features asset")
     panel = add_targets(panel.select("ts", "symbol", "close", *features), bars, cfg.targets, interval)
     assert not any(is_target_like(f) for f in features)
-    return panel, features, partitions(feat_dir)
+    return panel, features, [d for d in dates if since is None or d >= since]
 
 
 # --- the holdout -------------------------------------------------------------------------------------

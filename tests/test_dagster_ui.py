@@ -89,6 +89,7 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
         "models": {"routing_decisions"},
         "manifest": {"routing_decisions"},
         "model_catalog": {"manifest"},
+        "champions": {"model_catalog"},
     }
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)

@@ -40,23 +40,27 @@ def test_a_better_challenger_is_promoted_and_a_worse_one_is_not(results_copy):
 
     history = alias_history(results_copy)
     champion_rows = history.filter(history["alias"] == champion_alias(TARGET))
-    assert champion_rows["model_dir"].to_list() == [weak, strong]  # set by hand, then promoted
+    # the pipeline's first champion (the newest run's best), the one set by hand, then the promoted one
+    assert champion_rows["model_dir"].to_list() == [strong, weak, strong]
     notes = [json.loads(n) for n in history.filter(history["alias"] == challenger_alias(TARGET))["note"]]
-    assert [n["promoted"] for n in notes] == [True, False]  # both challengers, with their numbers
-    assert notes[1]["challenger_score"]["mean_ic"] == pytest.approx(worse.challenger_score.mean_ic)
-    assert notes[1]["champion_score"]["mean_ic"] == pytest.approx(worse.champion_score.mean_ic)
+    assert [n["promoted"] for n in notes] == [True, True, False]  # every challenger, with its numbers
+    assert notes[-1]["challenger_score"]["mean_ic"] == pytest.approx(worse.challenger_score.mean_ic)
+    assert notes[-1]["champion_score"]["mean_ic"] == pytest.approx(worse.champion_score.mean_ic)
 
-    # the champions policy trades what the aliases point at
-    assert select_models(results_copy, "champions", 5.0) == [strong]
+    # the champions policy trades what the aliases point at: one model per target
+    from_open = get_alias(results_copy, champion_alias("fwd_ret_5m_from_open"))
+    assert select_models(results_copy, "champions", 5.0) == [strong, from_open]  # by alias name
 
 
-def test_the_first_champion_is_the_newest_runs_best_and_a_repeat_is_a_no_op(results_copy):
-    first = promote(results_copy, TARGET, 5.0)
-    best = sql(results_copy, "select model_dir from pick_candidates where target = ? and view = 'CROSS_SECTIONAL' "
-               "and best_in_view", [TARGET])["model_dir"][0]  # fmt: skip
-    assert first.promoted and first.challenger == best and first.champion_before is None
-    again = promote(results_copy, TARGET, 5.0)
-    assert not again.promoted and "champion already" in again.reason
+def test_the_pipeline_names_the_first_champions_and_a_repeat_is_a_no_op(results_copy):
+    for target in ("fwd_ret_5m_from_open", TARGET):  # the demo's CROSS_SECTIONAL tradable targets
+        best = sql(results_copy, "select model_dir from pick_candidates where target = ? and view = 'CROSS_SECTIONAL' "
+                   "and best_in_view", [target])["model_dir"][0]  # fmt: skip
+        assert get_alias(results_copy, champion_alias(target)) == best  # the champions asset, no champion before
+        again = promote(results_copy, target, 5.0)
+        assert not again.promoted and "champion already" in again.reason
+    (note,) = alias_history(results_copy, champion_alias(TARGET))["note"]
+    assert json.loads(note)["reason"].startswith("no champion yet")
 
 
 def test_a_challenger_that_fails_the_blocking_rules_is_refused(results_copy):

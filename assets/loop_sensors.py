@@ -1,0 +1,105 @@
+"""The closed loop's sensors: landing files → ingest; new data → retrain; live decay → retrain.
+
+Why sensors and not declarative automation here: each decision reads state outside Dagster's asset graph (the
+landing folder's files and their digests, the catalog's newest data end, the live ledger's realised IC) and must
+say why in the run's tags. An ``AutomationCondition`` sees only the graph's own materializations and their
+partitions, so it fits where the rule is about the graph: ``features`` is ``eager()`` (recomputed whenever
+``bars`` lands new rows, see ``assets.data``). ``multi_asset_sensor`` is not used (discouraged in current Dagster).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import dagster as dg
+
+from assets.jobs import ingest_job, training_job
+from assets.resources import LakeResource
+from live.config import EngineConfig
+from live.ledger.schema import ledger_file
+from live.ledger.writer import append_event
+from loop.decay import ledger_decay
+from loop.triggers import new_partitions, out_of_cooldown
+from ml.ingest import IngestError, check_landing_file, pending_landing_files, reject_landing_file
+
+REASON = "foxlake/reason"
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """A new or changed landing file → one ingest run (run key: the file's sha256, so a file is ingested once).
+    A file that fails validation is moved to ``landing/rejected/`` with a reason file naming file, line and
+    column; the files after it are not held up."""
+    cfg = lake.run_config()
+    if cfg.data_source != "landing":
+        return dg.SkipReason(f"data_source is {cfg.data_source!r}: no landing zone to watch")
+    requests, rejected = [], []
+    for path, digest in pending_landing_files(lake.results()):
+        try:
+            rows = check_landing_file(path)
+        except IngestError as exc:
+            moved = reject_landing_file(lake.results(), path, str(exc))
+            rejected.append(moved.name)
+            context.log.warning(f"rejected {path.name}: {exc}")
+            continue
+        tags = {REASON: "landing file", "foxlake/landing_file": path.name, "foxlake/sha256": digest,
+                "foxlake/rows": str(rows)}  # fmt: skip
+        requests.append(dg.RunRequest(run_key=f"landing-{digest}", tags=tags))
+    if not requests:
+        why = f"rejected {', '.join(rejected)}" if rejected else "no new landing file"
+        return dg.SkipReason(why)
+    return dg.SensorResult(run_requests=requests)
+
+
+@dg.sensor(job=training_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+def retrain_on_new_data(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """Training when the bars hold ``loop.retrain.min_new_partitions`` daily partitions after the newest complete
+    run's data end, at most once per ``loop.retrain.min_minutes_between_runs`` (cursor: the last request's time).
+    Off by default: turn it on in the UI (or ``dagster sensor start``) where new bars arrive."""
+    cfg = lake.run_config()
+    rule = cfg.loop.retrain
+    dates, end = new_partitions(lake.results(), cfg.bar_interval_minutes)
+    if len(dates) < rule.min_new_partitions:
+        return dg.SkipReason(f"{len(dates)} new partition(s) since the newest run's data end {end} "
+                             f"(< {rule.min_new_partitions})")  # fmt: skip
+    last = float(context.cursor) if context.cursor else None
+    now = time.time()
+    if last is not None and now - last < rule.min_minutes_between_runs * 60:
+        return dg.SkipReason(f"rate limit: the last retrain was requested {(now - last) / 60:.1f} min ago "
+                             f"(< {rule.min_minutes_between_runs})")  # fmt: skip
+    context.update_cursor(repr(now))
+    tags = {REASON: "new data", "foxlake/partitions": ",".join(dates)[:2000], "foxlake/data_end": str(end)}
+    return dg.RunRequest(run_key=f"new-data-{dates[-1]}-{len(dates)}", tags=tags)
+
+
+@dg.sensor(job=training_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+def retrain_on_decay(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """A retrain when a traded target's realised IC is significantly below its holdout IC (``loop.decay``), at
+    most once per target per ``loop.decay.cooldown_cycles`` engine cycles (cursor: target -> cycle it fired).
+    The evidence goes into the run's tags and, as a ``decay_detected`` event, into the ledger."""
+    cfg = lake.run_config()
+    account = EngineConfig.model_validate(cfg.live).account
+    if not ledger_file(lake.results(), account).exists():
+        return dg.SkipReason(f"no ledger for account {account!r} yet")
+    fired: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    decays = ledger_decay(lake.results(), account, cfg.loop.decay)
+    due = out_of_cooldown(decays, fired, cfg.loop.decay)
+    if not due:
+        flagged = [d.target for d in decays if d.decayed]
+        return dg.SkipReason(f"in cooldown: {flagged}" if flagged else "no traded target has decayed")
+    requests = []
+    for d in due:
+        m = d.models[0]
+        summary = (f"{d.target}: realised IC {m.realised_mean_ic:+.4f} over {m.n_horizons} horizons vs holdout "
+                   f"{m.holdout_ic:+.4f} (t {m.t_stat:.2f}, p {m.p_value:.2g})")  # fmt: skip
+        append_event(lake.results(), account, "decay_detected", summary, "warning", **d.evidence())
+        fired[d.target] = d.last_cycle
+        tags = {REASON: "decay", "foxlake/target": d.target, "foxlake/evidence": summary,
+                "foxlake/ledger_cycle": str(d.last_cycle)}  # fmt: skip
+        requests.append(dg.RunRequest(run_key=f"decay-{d.target}-{d.last_cycle}", tags=tags))
+    context.update_cursor(json.dumps(fired, sort_keys=True))
+    return dg.SensorResult(run_requests=requests)
+
+
+LOOP_SENSORS = [landing_sensor, retrain_on_new_data, retrain_on_decay]
