@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/.dagster/home
 
-.PHONY: demo test dev dashboard browser lint clean
+.PHONY: demo demo-loop test dev dashboard browser lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/foxlake demo
+
+# the closed loop under dagster dev, in ./RESULTS-loop (about 4 minutes): flip, decay, retrain, promotion, hot reload
+demo-loop: $(STAMP)
+	$(VENV)/bin/foxlake --results RESULTS-loop demo --loop --bridge-port 8765
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
@@ -42,4 +46,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf RESULTS .dagster
+	rm -rf RESULTS RESULTS-loop .dagster

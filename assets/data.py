@@ -9,8 +9,11 @@ from ml.ingest import ingest_landing
 from ml.lake import partitions, read_table, table_dir, write_partitions
 from ml.synthetic import make_market, split_history
 
+LAKE_POOL = "lake_writer"
+"""Ingestion and the feature store write the lake's partitions: one writer at a time (dagster.yaml's pool limit)."""
 
-@dg.asset(group_name="lake", kinds={"parquet", "polars"})
+
+@dg.asset(group_name="lake", kinds={"parquet", "polars"}, pool=LAKE_POOL)
 def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dict]:
     """Validated OHLCV bars, one partition file per UTC day: the synthetic market, or landing files ingested."""
     cfg = lake.run_config()
@@ -43,7 +46,9 @@ def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dic
     )
 
 
-@dg.asset(group_name="lake", kinds={"parquet", "polars"}, automation_condition=dg.AutomationCondition.eager())
+@dg.asset(
+    group_name="lake", kinds={"parquet", "polars"}, pool=LAKE_POOL, automation_condition=dg.AutomationCondition.eager()
+)
 def features(context: dg.AssetExecutionContext, lake: LakeResource, bars: dict) -> dg.Output[dict]:
     """Features (``ml.features``, the same code live trading runs), computed only for new or changed days."""
     cfg = lake.run_config()

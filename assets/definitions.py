@@ -5,7 +5,7 @@ import dagster as dg
 from assets.catalog_assets import model_catalog
 from assets.checks import ALL_CHECKS
 from assets.data import bars, features
-from assets.jobs import ingest_job, training_job
+from assets.jobs import ingest_job, retrain_job, training_job
 from assets.loop_sensors import LOOP_SENSORS
 from assets.promotion import champions
 from assets.resources import LakeResource
@@ -19,8 +19,9 @@ ALL_ASSETS = [
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[training_job, ingest_job, catalog_refresh_job],
+    jobs=[training_job, retrain_job, ingest_job, catalog_refresh_job],
     sensors=[catalog_refresh_sensor, *LOOP_SENSORS],
     resources={"lake": LakeResource()},
-    executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    # one process per step by default (the launchpad's "multiprocess"); the loop's sensors ask for "in_process"
+    executor=dg.multi_or_in_process_executor,
 )

@@ -5,8 +5,13 @@ import dagster as dg
 training_job = dg.define_asset_job(
     "training_pipeline",
     selection=dg.AssetSelection.all(),
-    description="Everything from bars to the catalog and the champions; training fans out per target × view × "
-    "family. The loop's sensors request it with their reason in the run's tags.",
+    description="Everything from bars to the catalog and the champions; training fans out per target × view × family.",
+)
+retrain_job = dg.define_asset_job(
+    "retrain",
+    selection=dg.AssetSelection.assets("features").downstream(include_self=False),
+    description="Training on the lake as it is (ranking to the champions), without re-ingesting: what the loop's "
+    "sensors request, with their reason in the run's tags.",
 )
 ingest_job = dg.define_asset_job(
     "ingest_landing",

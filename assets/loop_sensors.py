@@ -14,7 +14,7 @@ import time
 
 import dagster as dg
 
-from assets.jobs import ingest_job, training_job
+from assets.jobs import ingest_job, retrain_job
 from assets.resources import LakeResource
 from live.config import EngineConfig
 from live.ledger.schema import ledger_file
@@ -24,35 +24,39 @@ from loop.triggers import new_partitions, out_of_cooldown
 from ml.ingest import IngestError, check_landing_file, pending_landing_files, reject_landing_file
 
 REASON = "foxlake/reason"
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+"""Sensor runs execute their steps in the run's own process: one import of the libraries, not one per step."""
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=ingest_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-    """A new or changed landing file → one ingest run (run key: the file's sha256, so a file is ingested once).
-    A file that fails validation is moved to ``landing/rejected/`` with a reason file naming file, line and
-    column; the files after it are not held up."""
+    """New or changed landing files → one ingest run per tick, which ingests every file pending then. Its run key
+    is the newest file's sha256 (a tick that finds the same files pending asks again under the same key, which
+    Dagster drops: a file is requested once, and ingestion itself skips a digest it recorded). A file that fails
+    validation is moved to ``landing/rejected/`` with a reason file naming file, line and column; the files after
+    it are not held up."""
     cfg = lake.run_config()
     if cfg.data_source != "landing":
         return dg.SkipReason(f"data_source is {cfg.data_source!r}: no landing zone to watch")
-    requests, rejected = [], []
+    good, rows, rejected = [], 0, []
     for path, digest in pending_landing_files(lake.results()):
         try:
-            rows = check_landing_file(path)
+            rows += check_landing_file(path)
         except IngestError as exc:
             moved = reject_landing_file(lake.results(), path, str(exc))
             rejected.append(moved.name)
             context.log.warning(f"rejected {path.name}: {exc}")
             continue
-        tags = {REASON: "landing file", "foxlake/landing_file": path.name, "foxlake/sha256": digest,
-                "foxlake/rows": str(rows)}  # fmt: skip
-        requests.append(dg.RunRequest(run_key=f"landing-{digest}", tags=tags))
-    if not requests:
-        why = f"rejected {', '.join(rejected)}" if rejected else "no new landing file"
-        return dg.SkipReason(why)
-    return dg.SensorResult(run_requests=requests)
+        good.append((path.name, digest))
+    if not good:
+        return dg.SkipReason(f"rejected {', '.join(rejected)}" if rejected else "no new landing file")
+    name, digest = good[-1]
+    tags = {REASON: "landing files", "foxlake/landing_files": ",".join(n for n, _ in good)[:2000],
+            "foxlake/newest_file": name, "foxlake/sha256": digest, "foxlake/rows": str(rows)}  # fmt: skip
+    return dg.RunRequest(run_key=f"landing-{digest}", tags=tags, run_config=IN_PROCESS)
 
 
-@dg.sensor(job=training_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(job=retrain_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.STOPPED)
 def retrain_on_new_data(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Training when the bars hold ``loop.retrain.min_new_partitions`` daily partitions after the newest complete
     run's data end, at most once per ``loop.retrain.min_minutes_between_runs`` (cursor: the last request's time).
@@ -70,10 +74,10 @@ def retrain_on_new_data(context: dg.SensorEvaluationContext, lake: LakeResource)
                              f"(< {rule.min_minutes_between_runs})")  # fmt: skip
     context.update_cursor(repr(now))
     tags = {REASON: "new data", "foxlake/partitions": ",".join(dates)[:2000], "foxlake/data_end": str(end)}
-    return dg.RunRequest(run_key=f"new-data-{dates[-1]}-{len(dates)}", tags=tags)
+    return dg.RunRequest(run_key=f"new-data-{dates[-1]}-{len(dates)}", tags=tags, run_config=IN_PROCESS)
 
 
-@dg.sensor(job=training_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(job=retrain_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.STOPPED)
 def retrain_on_decay(context: dg.SensorEvaluationContext, lake: LakeResource):
     """A retrain when a traded target's realised IC is significantly below its holdout IC (``loop.decay``), at
     most once per target per ``loop.decay.cooldown_cycles`` engine cycles (cursor: target -> cycle it fired).
@@ -97,7 +101,7 @@ def retrain_on_decay(context: dg.SensorEvaluationContext, lake: LakeResource):
         fired[d.target] = d.last_cycle
         tags = {REASON: "decay", "foxlake/target": d.target, "foxlake/evidence": summary,
                 "foxlake/ledger_cycle": str(d.last_cycle)}  # fmt: skip
-        requests.append(dg.RunRequest(run_key=f"decay-{d.target}-{d.last_cycle}", tags=tags))
+        requests.append(dg.RunRequest(run_key=f"decay-{d.target}-{d.last_cycle}", tags=tags, run_config=IN_PROCESS))
     context.update_cursor(json.dumps(fired, sort_keys=True))
     return dg.SensorResult(run_requests=requests)
 

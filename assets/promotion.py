@@ -11,7 +11,7 @@ from loop.promotion import promote_all
 def champions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """``champion.<target>`` aliases: the newest run's best model replaces a target's champion only when it beats
     it on bars neither was fitted on by ``loop.promotion.margin_ic``; every decision, with both scores, is in the
-    alias history (``foxlake catalog alias history``). The ``champions`` live policy trades them."""
+    alias history (``foxlake catalog alias show champion.<target>``). The ``champions`` live policy trades them."""
     cfg = lake.run_config()
     decisions = promote_all(
         lake.results(), cfg.bar_interval_minutes, cfg.loop.promotion, by=f"run {context.run_id[:8]}"

@@ -22,6 +22,18 @@ def _results(args: argparse.Namespace) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.loop:
+        from loop.story import LOOP_CONFIG, STORY_RESULTS, run_story
+
+        root = Path(args.results or STORY_RESULTS).resolve()
+        config = LOOP_CONFIG if args.config == DEFAULT_CONFIG else args.config
+        tl = run_story(root, config_path=config, bridge_port=args.bridge_port, say=lambda s: print(s, flush=True))
+        print("\n".join(["", "the closed loop, measured:", *("  " + line for line in tl.lines())]))
+        r = root / "RESULTS"
+        print(f"\nwhere to look: {r} (the lakehouse), {root / 'logs'} (dagster dev, engine), and\n"
+              f"  foxlake --results {r} catalog alias show champion.fwd_ret_5m_from_open  # with numbers\n"
+              f"  foxlake --results {r} bridge serve --account loop  # the dashboard over the ledger")  # fmt: skip
+        return 0 if tl.swap_cycle_ts else 1
     from foxlake.demo import run_demo
 
     return run_demo(_results(args), args.config)
@@ -366,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="generate data, materialize every asset, index, replay, summarize")
     p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--loop", action="store_true", help="the closed loop instead, under dagster dev (configs/loop.yaml; "
+                   "in its own folder: --results, default ./RESULTS-loop)")  # fmt: skip
+    p.add_argument("--bridge-port", type=int, default=None, help="--loop: serve the dashboard on this port too")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("materialize", help="materialize assets through Dagster")

@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scipy import stats
-
 from live.ledger.reader import LedgerReader
 from loop.config import DecayConfig
 from ml.targets import TargetSpec
@@ -67,8 +65,10 @@ def one_sided_t(sample: list[float], mu0: float) -> tuple[float, float]:
     sd = math.sqrt(sum((x - mean) ** 2 for x in sample) / (k - 1))
     if sd == 0:
         return (-math.inf, 0.0) if mean < mu0 else (math.inf, 1.0)
+    from scipy.special import stdtr  # the t distribution's CDF (scipy.stats costs ~0.8 s to import)
+
     t = (mean - mu0) / (sd / math.sqrt(k))
-    return t, float(stats.t.cdf(t, k - 1))
+    return t, float(stdtr(k - 1, t))
 
 
 def model_decay(reader: LedgerReader, model: dict, cfg: DecayConfig, interval_minutes: float) -> ModelDecay:
@@ -83,20 +83,37 @@ def model_decay(reader: LedgerReader, model: dict, cfg: DecayConfig, interval_mi
         "select cycle_id, ic from realised_ic where model = ? and cycle_id >= ? and ic is not null order by cycle_id",
         (model["model"], since),
     ).fetchall()
+    result = sample_test(rows, float(model["holdout_ic"]), cfg, h)
+    return ModelDecay(model["model"], model["model_dir"], model["target"], float(model["holdout_ic"]), since, *result)
+
+
+def sample_test(
+    rows: list[tuple[int, float]], holdout_ic: float, cfg: DecayConfig, horizon_bars: int
+) -> tuple[int, float | None, float | None, float | None, int | None, int | None, bool]:
+    """The test on ``(predicting cycle, realised IC)`` rows in cycle order: ``(K, mean, t, p, first cycle,
+    last cycle, decayed)`` of the last ``window_horizons`` non-overlapping ones."""
     if rows:
         first = rows[0][0]
-        rows = [r for r in rows if (r[0] - first) % h == 0]
+        rows = [r for r in rows if (r[0] - first) % horizon_bars == 0]
     sample = rows[-cfg.window_horizons :]
-    holdout = float(model["holdout_ic"])
     if len(sample) < cfg.window_horizons:
-        return ModelDecay(model["model"], model["model_dir"], model["target"], holdout, since, len(sample),
-                          None, None, None, None, None, False)  # fmt: skip
+        return len(sample), None, None, None, None, None, False
     ics = [float(r[1]) for r in sample]
-    t, p = one_sided_t(ics, holdout)
+    t, p = one_sided_t(ics, holdout_ic)
     mean = sum(ics) / len(ics)
-    decayed = p < cfg.p_value and mean <= holdout - cfg.min_drop_ic
-    return ModelDecay(model["model"], model["model_dir"], model["target"], holdout, since, len(sample), mean, t, p,
-                      sample[0][0], sample[-1][0], decayed)  # fmt: skip
+    decayed = p < cfg.p_value and mean <= holdout_ic - cfg.min_drop_ic
+    return len(sample), mean, t, p, sample[0][0], sample[-1][0], decayed
+
+
+def first_detection(
+    rows: list[tuple[int, float]], holdout_ic: float, cfg: DecayConfig, horizon_bars: int
+) -> int | None:
+    """The first predicting cycle at which the test on the rows up to it fires (the test replayed over a ledger's
+    history, as if it ran after every cycle), or None."""
+    for i in range(cfg.window_horizons, len(rows) + 1):
+        if sample_test(rows[:i], holdout_ic, cfg, horizon_bars)[-1]:
+            return rows[i - 1][0]
+    return None
 
 
 def ledger_decay(results: str | Path, account: str, cfg: DecayConfig | None = None) -> list[TargetDecay]:

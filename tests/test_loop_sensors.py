@@ -54,9 +54,11 @@ def test_landing_files_are_requested_once_by_digest_and_a_bad_one_is_rejected_wi
     (land / "002_bad.csv").write_text("\n".join(lines) + "\n")
 
     out, _ = _tick(landing_sensor, results, config)
-    reqs = _requests(out)
-    assert [r.tags["foxlake/landing_file"] for r in reqs] == ["001_history.csv", "003_more.csv"]
-    assert all(r.run_key == f"landing-{r.tags['foxlake/sha256']}" for r in reqs)
+    (first,) = _requests(out)  # one run ingests every good file pending
+    assert first.tags["foxlake/landing_files"] == "001_history.csv,003_more.csv"
+    assert first.run_key == f"landing-{first.tags['foxlake/sha256']}" and first.tags["foxlake/rows"] == "800"
+    again = _requests(_tick(landing_sensor, results, config)[0])
+    assert [r.run_key for r in again] == [first.run_key]  # the same files pending: the same key, dropped by Dagster
     assert not (land / "002_bad.csv").exists()
     reason = (rejected_dir(results) / "002_bad.csv.reason.txt").read_text()
     assert "002_bad.csv" in reason and "line 3" in reason and "column 'open'" in reason
@@ -71,7 +73,7 @@ def test_landing_files_are_requested_once_by_digest_and_a_bad_one_is_rejected_wi
     write_landing_csv(market.filter(market["ts"] > stamps[150]), land / "003_more.csv")
     (req,) = _requests(_tick(landing_sensor, results, config)[0])
     assert req.tags["foxlake/sha256"] != read_ledger(results)["003_more.csv"]["sha256"]
-    assert req.run_key != reqs[1].run_key
+    assert req.run_key != first.run_key
 
 
 def test_synthetic_data_has_no_landing_zone_to_watch(tmp_path):
