@@ -19,6 +19,7 @@ from assets.resources import LakeResource
 from live.config import EngineConfig
 from live.ledger.schema import ledger_file
 from live.ledger.writer import append_event
+from loop.config import loop_config
 from loop.decay import ledger_decay
 from loop.triggers import new_partitions, out_of_cooldown
 from ml.ingest import IngestError, check_landing_file, pending_landing_files, reject_landing_file
@@ -62,7 +63,7 @@ def retrain_on_new_data(context: dg.SensorEvaluationContext, lake: LakeResource)
     run's data end, at most once per ``loop.retrain.min_minutes_between_runs`` (cursor: the last request's time).
     Off by default: turn it on in the UI (or ``dagster sensor start``) where new bars arrive."""
     cfg = lake.run_config()
-    rule = cfg.loop.retrain
+    rule = loop_config(cfg.loop).retrain
     dates, end = new_partitions(lake.results(), cfg.bar_interval_minutes)
     if len(dates) < rule.min_new_partitions:
         return dg.SkipReason(f"{len(dates)} new partition(s) since the newest run's data end {end} "
@@ -87,8 +88,8 @@ def retrain_on_decay(context: dg.SensorEvaluationContext, lake: LakeResource):
     if not ledger_file(lake.results(), account).exists():
         return dg.SkipReason(f"no ledger for account {account!r} yet")
     fired: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-    decays = ledger_decay(lake.results(), account, cfg.loop.decay)
-    due = out_of_cooldown(decays, fired, cfg.loop.decay)
+    decays = ledger_decay(lake.results(), account, loop_config(cfg.loop).decay)
+    due = out_of_cooldown(decays, fired, loop_config(cfg.loop).decay)
     if not due:
         flagged = [d.target for d in decays if d.decayed]
         return dg.SkipReason(f"in cooldown: {flagged}" if flagged else "no traded target has decayed")

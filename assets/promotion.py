@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.catalog_assets import CATALOG_POOL, model_catalog
 from assets.resources import LakeResource
+from loop.config import loop_config
 from loop.promotion import promote_all
 
 
@@ -14,7 +15,7 @@ def champions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mater
     alias history (``foxlake catalog alias show champion.<target>``). The ``champions`` live policy trades them."""
     cfg = lake.run_config()
     decisions = promote_all(
-        lake.results(), cfg.bar_interval_minutes, cfg.loop.promotion, by=f"run {context.run_id[:8]}"
+        lake.results(), cfg.bar_interval_minutes, loop_config(cfg.loop).promotion, by=f"run {context.run_id[:8]}"
     )
     rows = ["| target | promoted | challenger IC | champion IC | window | reason |", "|---|---|---|---|---|---|"]
     for d in decisions:

@@ -33,7 +33,7 @@ def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource, featur
     progress = steps.progress_for(lake.results(), cfg, run_dir)
     progress.stage("ranking", len(cfg.targets))
     try:
-        panel, names, _ = steps.load_panel(lake.results(), cfg)
+        panel, names, _ = steps.load_panel(lake.results(), cfg, run_dir)
         holdout = steps.holdout_of(panel, cfg)
         with progress.heartbeat("ranking"):
             evaluations = steps.rank_targets(panel, names, cfg, progress, holdout)
@@ -77,7 +77,7 @@ def feature_selection(context: dg.AssetExecutionContext, lake: LakeResource, tar
     steps.reuse_upstream(Path(target_ranking["run_dir"]), run_dir)
     progress = steps.progress_for(lake.results(), cfg, run_dir)
     progress.stage("feature_selection", len(cfg.targets))
-    panel, _, _ = steps.load_panel(lake.results(), cfg)
+    panel, _, _ = steps.load_panel(lake.results(), cfg, run_dir)
     with progress.heartbeat("feature_selection"):
         selections = steps.select_features(panel, steps.read_ranking(run_dir), cfg)
     steps.write_selection(run_dir, selections)
@@ -144,7 +144,7 @@ def train_model_group(context: dg.OpExecutionContext, lake: LakeResource, group:
     """Train one target × view: every family (and every symbol, for SYMBOL_SPECIFIC), ``workers`` fits at once."""
     cfg = lake.run_config()
     run_dir = Path(group["run_dir"])
-    panel, _, dates = steps.load_panel(lake.results(), cfg)
+    panel, _, dates = steps.load_panel(lake.results(), cfg, run_dir)
     provenance = {
         "run_id": cfg.run_id,
         "run_instance_id": run_dir.name,

@@ -5,7 +5,7 @@ At every cycle boundary (before the cycle of bar ``ts``) :meth:`HotReload.before
 1. looks at the catalog file (``RESULTS/catalog.duckdb``: its size and mtime change with every index write, which
    every alias move and every new run makes); unchanged: nothing to do (one ``stat``);
 2. runs the account's policy; the same model directories: nothing to do;
-3. loads and verifies the picked models (``live.runner.select_traded``: the catalog's checksums, interval,
+3. loads and verifies the picked models (``live.selection.select_traded``: the catalog's checksums, interval,
    tradability). A model that fails to load refuses the whole switch: the old models keep trading and a warning
    event ``models_reload_failed`` names the error (retried at the next catalog change);
 4. a new model may trade only bars it never saw (``first_tradable``); until ``ts`` reaches it the switch waits
@@ -26,6 +26,7 @@ from catalog.indexer import catalog_path
 from live.config import EngineConfig
 from live.engine.cycle import Engine, TradedModel
 from live.features import FeatureBuffer
+from live.selection import select_traded
 from live.sources import LakeBars
 
 SWAP_INSERT = "insert into model_swaps (cycle_id, model, old_model_dir, new_model_dir, reason) values (?, ?, ?, ?, ?)"
@@ -75,8 +76,6 @@ class HotReload:
     def before_cycle(self, engine: Engine, cycle_id: int, ts: datetime) -> list[tuple] | None:
         """Swap the engine's models if the policy picks others now and they may trade ``ts``; the changes, or
         None."""
-        from live.runner import select_traded  # the runner imports this module
-
         sig = _signature(self.results)
         if sig != self.seen:
             self.seen = sig

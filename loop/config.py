@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,3 +65,15 @@ class LoopConfig(BaseModel):
     retrain: RetrainConfig = RetrainConfig()
     decay: DecayConfig = DecayConfig()
     promotion: PromotionConfig = PromotionConfig()
+
+
+def loop_config(section: dict[str, Any], source: str = "<run config>") -> LoopConfig:
+    """The ``loop:`` section of a run config, validated.
+
+    Raises:
+        ValueError: naming the config and the field.
+    """
+    try:
+        return LoopConfig.model_validate(section or {})
+    except ValidationError as exc:
+        raise ValueError(f"{source}: loop: {exc}") from None

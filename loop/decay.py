@@ -12,7 +12,10 @@ IC by at least ``min_drop_ic``. A target has decayed when every model of it trad
 
 Detection delay (measured, ``tests/test_decay.py``'s setup over 20 seeds: 24 symbols, per-bar IC noise 0.2, holdout
 IC 0.05 flipping to -0.05, K = 30): found after a median of 24 realised horizons past the flip, 3 at the fastest,
-50 at the slowest; the window must first fill with post-flip horizons, so expect about K of them.
+50 at the slowest; the window must first fill with post-flip horizons, so expect about K of them. In the closed
+loop's story (``configs/loop.yaml``: 100 symbols, K = 20, truth IC 0.09 flipping to -0.09) the test is significant
+10 realised horizons after the flip (:func:`first_detection` replayed on the ledger); the sensor that runs it
+(``assets.loop_sensors.retrain_on_decay``, every 15 s) fires later by the bars the engine traded since its last tick.
 """
 
 from __future__ import annotations

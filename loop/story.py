@@ -40,7 +40,7 @@ import polars as pl
 from catalog.query import sql
 from live.config import EngineConfig
 from live.ledger.schema import ledger_file
-from loop.config import DecayConfig
+from loop.config import DecayConfig, loop_config
 from loop.decay import first_detection
 from ml.config import load_run_config
 from ml.ingest import landing_dir, write_landing_parquet
@@ -333,7 +333,7 @@ def run_story(
             for tick in ticks:
                 counts[tick["status"]] = counts.get(tick["status"], 0) + 1
             tl.sensor_ticks[name] = counts
-        _measure(results, account, target, flip_ts.isoformat(), champion, tl, cfg.loop.decay)
+        _measure(results, account, target, flip_ts.isoformat(), champion, tl, loop_config(cfg.loop).decay)
     finally:
         procs.stop()
         tl.seconds = time.monotonic() - t0

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contracts.families import canonical_family
 from contracts.io import canonical_json, sha256_text
-from loop.config import LoopConfig
 from ml.cv import CVConfig, HoldoutConfig
 from ml.metrics import EvaluationConfig
 from ml.selection import SelectionConfig
@@ -117,8 +116,8 @@ class RunConfig(BaseModel):
         train_window_days: train, select and hold out on only the newest this many daily partitions of the
             features (``None``, the default: every partition). A retrain after a regime change then learns the
             new regime instead of averaging it with years of the old one.
-        loop: the closed loop's retraining, decay and promotion settings (``loop.config.LoopConfig``; not part of
-            the training digest).
+        loop: the closed loop's retraining, decay and promotion settings, validated by ``loop.config.LoopConfig``
+            (``loop.config.loop_config``; not part of the training digest).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -144,7 +143,7 @@ class RunConfig(BaseModel):
     workers: int | None = Field(None, ge=1)
     live: dict[str, Any] = {}
     train_window_days: int | None = Field(None, ge=1)
-    loop: LoopConfig = LoopConfig()
+    loop: dict[str, Any] = {}
 
     @field_validator("families", "ranking_families", "symbol_specific_families")
     @classmethod

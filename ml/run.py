@@ -49,6 +49,7 @@ SELECTED_FEATURES = "selected_features.json"
 JOBS_DIR = "jobs"
 REUSE_JSON = "reused_from.json"
 HOLDOUT_JSON = "holdout.json"
+WINDOW_JSON = "data_window.json"
 
 
 def run_instance_id(created: datetime, dagster_run_id: str | None = None) -> str:
@@ -73,13 +74,19 @@ def progress_for(results: str | Path, cfg: RunConfig, run_dir: Path) -> Training
 # --- data -------------------------------------------------------------------------------------------
 
 
-def load_panel(results: str | Path, cfg: RunConfig) -> tuple[pl.DataFrame, list[str], list[str]]:
+def load_panel(
+    results: str | Path, cfg: RunConfig, run_dir: Path | None = None
+) -> tuple[pl.DataFrame, list[str], list[str]]:
     """Features of the run's interval joined with its targets (computed from the bars, which they look ahead in),
-    the feature columns, and the date partitions the data came from."""
+    the feature columns, and the date partitions the data came from.
+
+    With ``train_window_days`` only the newest that many partitions are read. Given ``run_dir``, the window's first
+    day is pinned by the first step that reads it (``globals/data_window.json``) and every later step of the run
+    starts there too, even after new days landed meanwhile."""
     interval = cfg.bar_interval_minutes
     feat_dir = table_dir(results, "features", interval)
     dates = partitions(feat_dir)
-    since = dates[-cfg.train_window_days] if cfg.train_window_days and len(dates) > cfg.train_window_days else None
+    since = _window_start(dates, cfg, run_dir)
     panel = read_table(feat_dir, since=since)
     bars = read_table(table_dir(results, "bars", interval), since=since)
     wanted = cfg.features if cfg.features is not None else [c for c in panel.columns if c in ALL_FEATURES]
@@ -90,6 +97,17 @@ def load_panel(results: str | Path, cfg: RunConfig) -> tuple[pl.DataFrame, list[
     panel = add_targets(panel.select("ts", "symbol", "close", *features), bars, cfg.targets, interval)
     assert not any(is_target_like(f) for f in features)
     return panel, features, [d for d in dates if since is None or d >= since]
+
+
+def _window_start(dates: list[str], cfg: RunConfig, run_dir: Path | None) -> str | None:
+    path = get_globals_dir(run_dir) / WINDOW_JSON if run_dir is not None else None
+    if path is not None and path.exists():
+        return read_json(path)["since"]
+    n = cfg.train_window_days
+    since = dates[-n] if n and len(dates) > n else None
+    if path is not None:
+        write_atomic_json(path, {"since": since, "train_window_days": n})
+    return since
 
 
 # --- the holdout -------------------------------------------------------------------------------------
@@ -247,6 +265,7 @@ def reuse_upstream(src_run_dir: Path, dst_run_dir: Path) -> bool:
         Path("globals") / RANKING_PARQUET,
         Path("globals") / SELECTION_JSON,
         Path("globals") / HOLDOUT_JSON,
+        Path("globals") / WINDOW_JSON,
         *[p.relative_to(src_run_dir) for p in src_run_dir.glob(f"targets/*/feature_selection/{SELECTED_FEATURES}")],
     ]:
         if (src_run_dir / rel).exists():
