@@ -1,7 +1,14 @@
-"""Data assets: bars (synthetic market or landing files) and features, as time-partitioned parquet in the lake."""
+"""Data assets: bars (synthetic market or landing files) and features, partitioned by the lake's days.
+
+Both are partitioned by ``lake_days`` (``assets.partitions``: one key per ``date=`` folder) with a single-run backfill
+policy: a run covers a range of days. The files are the record: the assets write parquet under ``RESULTS/lake``
+(no IO manager value) and downstream assets read the lake.
+"""
 
 import dagster as dg
+import polars as pl
 
+from assets.partitions import LAKE_DAYS, run_days
 from assets.resources import LakeResource
 from ml.bars import validate_bars
 from ml.feature_store import update_features
@@ -13,32 +20,43 @@ LAKE_POOL = "lake_writer"
 """Ingestion and the feature store write the lake's partitions: one writer at a time (dagster.yaml's pool limit)."""
 
 
-@dg.asset(group_name="lake", kinds={"parquet", "polars"}, pool=LAKE_POOL)
-def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dict]:
-    """Validated OHLCV bars, one partition file per UTC day: the synthetic market, or landing files ingested."""
+@dg.asset(
+    group_name="lake",
+    kinds={"parquet", "polars"},
+    pool=LAKE_POOL,
+    partitions_def=LAKE_DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """Validated OHLCV bars, one partition file per UTC day: the synthetic market's history for the run's days, or
+    every pending landing file ingested (each day it holds is written)."""
     cfg = lake.run_config()
     interval = cfg.bar_interval_minutes
     directory = table_dir(lake.results(), "bars", interval)
+    days = run_days(context)
     if cfg.data_source == "synthetic":
         history, _live = split_history(make_market(cfg.market), cfg.market)  # the feed lands the live bars
-        written = write_partitions(validate_bars(history, source="synthetic market"), directory)
+        history = validate_bars(history, source="synthetic market")
+        keep = history.filter(pl.col("ts").dt.date().cast(pl.String).is_in(days))
+        written = write_partitions(keep, directory) if keep.height else []
         note = f"synthetic market, seed {cfg.market.seed}"
     else:
         report = ingest_landing(lake.results(), interval_minutes=interval)
         written = report.partitions_written.get(interval, [])
-        note = f"landing: {report.files_ingested} file(s) ingested, {report.files_skipped} already ingested"
+        note = f"landing: {report.files_ingested} file(s) ingested, {len(report.files_skipped)} already ingested"
     dates = partitions(directory)
-    if not dates:
-        raise dg.Failure(f"{directory}: no bars at interval {interval}; drop files into RESULTS/lake/landing/")
-    df = read_table(directory)
-    return dg.Output(
-        {"path": str(directory), "interval_minutes": interval, "partitions": dates},
+    missing = sorted(set(days) - set(dates))
+    if missing:
+        raise dg.Failure(f"{directory}: no bars for the run's day(s) {missing[:5]}; land them in RESULTS/lake/landing/")
+    df = read_table(directory, since=days[0])
+    return dg.MaterializeResult(
         metadata={
             "source": note,
             "rows": df.height,
             "symbols": df["symbol"].n_unique(),
-            "partitions": len(dates),
+            "days_in_run": len(days),
             "partitions_written": len(written),
+            "lake_days": len(dates),
             "date_range": f"{dates[0]} → {dates[-1]}",
             "interval_minutes": interval,
             "path": dg.MetadataValue.path(str(directory)),
@@ -47,18 +65,25 @@ def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dic
 
 
 @dg.asset(
-    group_name="lake", kinds={"parquet", "polars"}, pool=LAKE_POOL, automation_condition=dg.AutomationCondition.eager()
+    group_name="lake",
+    kinds={"parquet", "polars"},
+    pool=LAKE_POOL,
+    partitions_def=LAKE_DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[bars],
+    automation_condition=dg.AutomationCondition.eager(),
 )
-def features(context: dg.AssetExecutionContext, lake: LakeResource, bars: dict) -> dg.Output[dict]:
-    """Features (``ml.features``, the same code live trading runs), computed only for new or changed days."""
+def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """Features (``ml.features``, the same code live trading runs), computed only for new or changed days (their
+    lookback reads the days before); eager: a day of bars that lands alone gets its features."""
     cfg = lake.run_config()
     report = update_features(lake.results(), cfg.bar_interval_minutes, list(cfg.features) if cfg.features else None)
     dates = partitions(table_dir(lake.results(), "features", cfg.bar_interval_minutes))
-    return dg.Output(
-        {"path": report["directory"], "features": report["features"], "partitions": dates},
+    return dg.MaterializeResult(
         metadata={
             "n_features": len(report["features"]),
             "features": ", ".join(report["features"]),
+            "days_in_run": len(run_days(context)),
             "partitions_computed": len(report["computed"]),
             "partitions_current": report["current"],
             "date_range": f"{dates[0]} → {dates[-1]}",

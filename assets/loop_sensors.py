@@ -15,6 +15,7 @@ import time
 import dagster as dg
 
 from assets.jobs import ingest_job, retrain_job
+from assets.partitions import LAKE_DAYS, days_to_load, new_days, range_tags
 from assets.resources import LakeResource
 from live.config import EngineConfig
 from live.ledger.schema import ledger_file
@@ -22,7 +23,7 @@ from live.ledger.writer import append_event
 from loop.config import loop_config
 from loop.decay import ledger_decay
 from loop.triggers import new_partitions, out_of_cooldown
-from ml.ingest import IngestError, check_landing_file, pending_landing_files, reject_landing_file
+from ml.ingest import IngestError, check_landing_file, landing_file_days, pending_landing_files, reject_landing_file
 
 REASON = "foxlake/reason"
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -35,14 +36,21 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     is the newest file's sha256 (a tick that finds the same files pending asks again under the same key, which
     Dagster drops: a file is requested once, and ingestion itself skips a digest it recorded). A file that fails
     validation is moved to ``landing/rejected/`` with a reason file naming file, line and column; the files after
-    it are not held up."""
+    it are not held up. The run covers the files' days, added as ``lake_days`` partitions first. With synthetic
+    data it registers the history's days (so the UI can materialize them) and requests nothing."""
     cfg = lake.run_config()
-    if cfg.data_source != "landing":
-        return dg.SkipReason(f"data_source is {cfg.data_source!r}: no landing zone to watch")
-    good, rows, rejected = [], 0, []
+    if cfg.data_source != "landing":  # the synthetic history's days, so that the UI can materialize them
+        added = new_days(context.instance, days_to_load(lake.results(), cfg))
+        return dg.SensorResult(
+            dynamic_partitions_requests=[LAKE_DAYS.build_add_request(added)] if added else [],
+            skip_reason=f"data_source is {cfg.data_source!r}: no landing zone to watch"
+            + (f"; registered its {len(added)} day(s)" if added else ""),
+        )
+    good, rows, days, rejected = [], 0, set(), []
     for path, digest in pending_landing_files(lake.results()):
         try:
             rows += check_landing_file(path)
+            days |= set(landing_file_days(path))
         except IngestError as exc:
             moved = reject_landing_file(lake.results(), path, str(exc))
             rejected.append(moved.name)
@@ -53,8 +61,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
         return dg.SkipReason(f"rejected {', '.join(rejected)}" if rejected else "no new landing file")
     name, digest = good[-1]
     tags = {REASON: "landing files", "foxlake/landing_files": ",".join(n for n, _ in good)[:2000],
-            "foxlake/newest_file": name, "foxlake/sha256": digest, "foxlake/rows": str(rows)}  # fmt: skip
-    return dg.RunRequest(run_key=f"landing-{digest}", tags=tags, run_config=IN_PROCESS)
+            "foxlake/newest_file": name, "foxlake/sha256": digest, "foxlake/rows": str(rows),
+            **range_tags(days)}  # fmt: skip
+    added = new_days(context.instance, days)  # the UI shows each new day as a partition of bars and features
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"landing-{digest}", tags=tags, run_config=IN_PROCESS)],
+        dynamic_partitions_requests=[LAKE_DAYS.build_add_request(added)] if added else [],
+    )
 
 
 @dg.sensor(job=retrain_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.STOPPED)

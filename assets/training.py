@@ -24,8 +24,8 @@ def _table(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@dg.asset(group_name="training", kinds={"lightgbm", "sklearn"})
-def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource, features: dict) -> dg.Output[dict]:
+@dg.asset(group_name="training", kinds={"lightgbm", "sklearn"}, deps=["features"])
+def target_ranking(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dict]:
     """Walk-forward skill of every target on the data before the holdout, pooled and per symbol, for each ranking
     family (purged on each row's target end; costs in every figure). The holdout is recorded, never read."""
     cfg = lake.run_config()

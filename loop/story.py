@@ -80,6 +80,8 @@ class Timeline:
     test_fires_after_horizons: int | None = None
     sensor_ticks: dict[str, dict[str, int]] = field(default_factory=dict)
     runs_by_reason: dict[str, list[str]] = field(default_factory=dict)
+    partitions: dict[str, dict[str, int]] = field(default_factory=dict)
+    lake_days: int = 0
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -110,6 +112,7 @@ class Timeline:
             f"last bar traded              {t.last_cycle_ts}; the story took {t.seconds:.0f} s",
             "sensor ticks                 " + "; ".join(f"{k}: {v}" for k, v in t.sensor_ticks.items()),
             "runs by reason               " + "; ".join(f"{k}: {len(v)}" for k, v in t.runs_by_reason.items()),
+            f"partitions in Dagster        {t.partitions} of the lake's {t.lake_days} days",
         ]
 
     def to_dict(self) -> dict:
@@ -169,6 +172,8 @@ START_SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s
   __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
 SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename ... on Sensor {
   name sensorState { status ticks(limit: 200) { status runIds skipReason } } } } }"""
+PARTITION_STATS = """query($p: [String!]!) { assetNodeOrError(assetKey: {path: $p}) { __typename ... on AssetNode {
+  partitionStats { numMaterialized numPartitions } } } }"""
 RUNS_BY_TAG = """query($k: String!, $v: String!) { runsOrError(filter: {tags: [{key: $k, value: $v}]}) {
   __typename ... on Runs { results { runId status jobName tags { key value } } } } }"""
 
@@ -333,6 +338,10 @@ def run_story(
             for tick in ticks:
                 counts[tick["status"]] = counts.get(tick["status"], 0) + 1
             tl.sensor_ticks[name] = counts
+        for asset in ("bars", "features"):
+            node = graphql(base, PARTITION_STATS, {"p": [asset]})["assetNodeOrError"]
+            tl.partitions[asset] = node["partitionStats"]
+        tl.lake_days = len(list((results / "lake" / "bars").glob("interval=*/date=*")))
         _measure(results, account, target, flip_ts.isoformat(), champion, tl, loop_config(cfg.loop).decay)
     finally:
         procs.stop()

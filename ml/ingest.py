@@ -478,6 +478,13 @@ def check_landing_file(path: str | Path, interval_minutes: int | None = None) ->
     return _checked(path, path.read_bytes(), given)[1]
 
 
+def landing_file_days(path: str | Path) -> list[str]:
+    """The UTC dates (``YYYY-MM-DD``) of a landing file's bars, validated as :func:`check_landing_file` does."""
+    path = Path(path)
+    bars = read_landing_file(path)[0]
+    return sorted(bars.select(pl.col("ts").dt.date().cast(pl.String).unique())["ts"].to_list())
+
+
 def rejected_dir(results: str | Path) -> Path:
     """``RESULTS/lake/landing/rejected``: bad landing files, each beside ``<name>.reason.txt``."""
     return landing_dir(results) / "rejected"

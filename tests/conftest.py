@@ -53,13 +53,16 @@ def dagster_instance(tmp_path_factory) -> dg.DagsterInstance:
 def pipeline_results(tmp_path_factory, dagster_instance) -> Path:
     """RESULTS after materializing every asset of the demo config through Dagster (read-only for tests)."""
     from assets.definitions import ALL_ASSETS
+    from assets.partitions import lake_run_tags
     from assets.resources import LakeResource
+    from ml.config import load_run_config
 
     results = tmp_path_factory.mktemp("results")
     result = dg.materialize(
         ALL_ASSETS,
         instance=dagster_instance,
         resources={"lake": LakeResource(results_dir=str(results), config_path=DEMO_CONFIG)},
+        tags=lake_run_tags(dagster_instance, results, load_run_config(DEMO_CONFIG)),
     )
     assert result.success
     return results

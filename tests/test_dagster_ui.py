@@ -73,9 +73,17 @@ def _graphql(base: str, query: str) -> dict:
         time.sleep(1)
 
 
-def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
+PARTITIONS_QUERY = """{ assetNodeOrError(assetKey: {path: ["%s"]}) { ... on AssetNode {
+  partitionKeys partitionStats { numMaterialized numPartitions } } } }"""
+
+
+def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev, tmp_path, monkeypatch) -> None:
+    import dagster as dg
     from dagster import DagsterRunStatus
     from dagster_graphql import DagsterGraphQLClient
+
+    from assets.partitions import lake_run_tags
+    from ml.config import load_run_config
 
     base, port, results = dagster_dev
     nodes = _graphql(base, ASSET_GRAPH_QUERY)["assetNodes"]
@@ -93,8 +101,12 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
     }
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # dagster.yaml's storage reads it
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:  # the days, as the UI's
+        days = lake_run_tags(instance, results, load_run_config(SMOKE_CONFIG))  # "add partition" does
     run_id = client.submit_job_execution(
         "training_pipeline",
+        tags=days,  # the launchpad's partition range: every day of the smoke market
         repository_location_name="assets.definitions",
         repository_name="__repository__",
         # the steps in the run worker's process (the UI's launchpad offers the same): one import of the
@@ -113,3 +125,10 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev) -> None:
     (manifest_path,) = list(results.glob("runs/smoke/*/manifest.json"))
     assert load_manifest(manifest_path).run_metadata["dagster_run_id"] == run_id
     assert (results / "catalog.duckdb").is_file()
+    # the UI shows every day of the lake as a partition of bars and features, each materialized by the run
+    lake_days = sorted(p.name.removeprefix("date=") for p in (results / "lake" / "bars" / "interval=5").iterdir())
+    for asset in ("bars", "features"):
+        node = httpx.post(f"{base}/graphql", json={"query": PARTITIONS_QUERY % asset}, timeout=30).json()
+        node = node["data"]["assetNodeOrError"]
+        assert node["partitionKeys"] == lake_days
+        assert node["partitionStats"] == {"numMaterialized": len(lake_days), "numPartitions": len(lake_days)}

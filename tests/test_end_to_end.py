@@ -275,11 +275,14 @@ def test_rematerializing_models_alone_makes_a_complete_run_that_records_its_upst
     import dagster as dg
 
     from assets.definitions import ALL_ASSETS
+    from assets.partitions import lake_run_tags
     from assets.resources import LakeResource
+    from ml.config import load_run_config
 
     results = tmp_path / "RESULTS"
     lake = {"lake": LakeResource(results_dir=str(results), config_path=SMOKE_CONFIG)}
-    assert dg.materialize(ALL_ASSETS, instance=dagster_instance, resources=lake).success
+    days = lake_run_tags(dagster_instance, results, load_run_config(SMOKE_CONFIG))
+    assert dg.materialize(ALL_ASSETS, instance=dagster_instance, resources=lake, tags=days).success
     (first,) = _run_dirs(results)
     # the upstream pointers in the IO manager name the first run's directory: the new run reuses its ranking and
     # routing

@@ -9,11 +9,13 @@ import yaml
 
 from assets.checks import ALL_CHECKS
 from assets.definitions import ALL_ASSETS
+from assets.partitions import lake_run_tags
 from assets.resources import LakeResource
 from catalog import sql
 from contracts.manifest import load_manifest
 from live.config import EngineConfig
 from live.runner import run_live
+from ml.config import load_run_config
 from ml.ingest import landing_dir, write_landing_csv
 from ml.lake import partitions, read_table, table_dir
 from ml.synthetic import SyntheticMarketConfig, make_market
@@ -46,9 +48,12 @@ def test_daily_csv_goes_end_to_end(tmp_path: Path) -> None:
             }
         )
     )
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
+        instance=instance,
         resources={"lake": LakeResource(results_dir=str(results), config_path=str(config))},
+        tags=lake_run_tags(instance, results, load_run_config(config)),
     )
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())

@@ -10,6 +10,7 @@ import yaml
 
 from assets.data import bars, features
 from assets.loop_sensors import landing_sensor, retrain_on_decay, retrain_on_new_data
+from assets.partitions import LAKE_DAYS
 from assets.resources import LakeResource
 from live.feed import play
 from live.ledger.reader import LedgerReader
@@ -30,6 +31,7 @@ def _config(tmp_path: Path, **sections) -> str:
 
 def _tick(sensor, results: Path, config: str, cursor: str | None = None, instance=None):
     lake = LakeResource(results_dir=str(results), config_path=config)
+    instance = instance or dg.DagsterInstance.ephemeral()
     with dg.build_sensor_context(cursor=cursor, resources={"lake": lake}, instance=instance) as ctx:
         out = sensor(ctx)
         return out, ctx.cursor
@@ -54,7 +56,10 @@ def test_landing_files_are_requested_once_by_digest_and_a_bad_one_is_rejected_wi
     (land / "002_bad.csv").write_text("\n".join(lines) + "\n")
 
     out, _ = _tick(landing_sensor, results, config)
-    (first,) = _requests(out)  # one run ingests every good file pending
+    (first,) = _requests(out)  # one run ingests every good file pending, over their days
+    (added,) = out.dynamic_partitions_requests
+    days = sorted(market["ts"].dt.date().cast(str).unique().to_list())
+    assert added.partition_keys == days and first.tags["dagster/asset_partition_range_start"] == days[0]
     assert first.tags["foxlake/landing_files"] == "001_history.csv,003_more.csv"
     assert first.run_key == f"landing-{first.tags['foxlake/sha256']}" and first.tags["foxlake/rows"] == "800"
     again = _requests(_tick(landing_sensor, results, config)[0])
@@ -76,9 +81,11 @@ def test_landing_files_are_requested_once_by_digest_and_a_bad_one_is_rejected_wi
     assert req.run_key != first.run_key
 
 
-def test_synthetic_data_has_no_landing_zone_to_watch(tmp_path):
+def test_synthetic_data_has_no_landing_zone_to_watch_but_its_days_are_partitions(tmp_path):
     out, _ = _tick(landing_sensor, tmp_path, _config(tmp_path))
-    assert isinstance(out, dg.SkipReason) and "synthetic" in out.skip_message
+    assert not out.run_requests and "synthetic" in out.skip_reason.skip_message
+    (added,) = out.dynamic_partitions_requests
+    assert len(added.partition_keys) == 39 and added.partition_keys[0] == "2024-01-02"  # the demo's history
 
 
 def test_retraining_on_new_data_needs_new_partitions_and_respects_the_rate_limit(results_copy, tmp_path):
@@ -132,12 +139,19 @@ def test_decay_requests_one_retrain_per_target_with_evidence_and_a_cooldown(tmp_
     assert req.run_key == "decay-fwd_ret_5m_from_open-80"  # 50 cycles later: again
 
 
-def test_features_follow_new_bars_by_their_automation_condition(tmp_path):
+def test_features_follow_each_new_day_of_bars_by_their_automation_condition(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     defs = dg.Definitions(assets=[bars, features], resources={"lake": LakeResource(results_dir=str(tmp_path))})
+    instance.add_dynamic_partitions(LAKE_DAYS.name, ["2024-01-02", "2024-01-03"])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    instance.report_runless_asset_event(dg.AssetMaterialization("bars"))
+    for day in ("2024-01-02", "2024-01-03"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("bars", partition=day))
     second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    assert second.get_num_requested(dg.AssetKey("features")) == 1
+    assert second.get_requested_partitions(dg.AssetKey("features")) == {"2024-01-02", "2024-01-03"}
     third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
-    assert third.get_num_requested(dg.AssetKey("features")) == 0  # requested once per new batch of bars
+    assert third.get_num_requested(dg.AssetKey("features")) == 0  # once per new day of bars
+
+    instance.add_dynamic_partitions(LAKE_DAYS.name, ["2024-01-04"])  # a new day lands
+    instance.report_runless_asset_event(dg.AssetMaterialization("bars", partition="2024-01-04"))
+    fourth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+    assert fourth.get_requested_partitions(dg.AssetKey("features")) == {"2024-01-04"}
