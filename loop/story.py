@@ -51,6 +51,8 @@ LOOP_CONFIG = REPO / "configs" / "loop.yaml"
 LOCATION = "assets.definitions"
 STARTED_SENSORS = ("retrain_on_new_data", "retrain_on_decay")
 LOOP_SENSORS = ("landing_sensor", *STARTED_SENSORS)
+AUTOMATION_SENSOR = "default_automation_condition_sensor"
+"""Dagster's own sensor that evaluates the assets' automation conditions (``features``: eager)."""
 STORY_RESULTS = "RESULTS-loop"
 """``make demo-loop``'s folder: ``RESULTS/`` (the lakehouse), ``dagster_home/`` and ``logs/``, made afresh each time."""
 MARKER = ".foxlake-loop-story"
@@ -332,8 +334,11 @@ def run_story(
         ]
         for reason in ("landing files", "new data", "decay"):
             tl.runs_by_reason[reason] = [r["status"] for r in runs_tagged(base, "foxlake/reason", reason)]
-        for name in LOOP_SENSORS:
-            ticks = graphql(base, SENSOR_TICKS, {"s": sensor_selector(name)})["sensorOrError"]["sensorState"]["ticks"]
+        for name in (*LOOP_SENSORS, AUTOMATION_SENSOR):
+            found = graphql(base, SENSOR_TICKS, {"s": sensor_selector(name)})["sensorOrError"]
+            if found["__typename"] != "Sensor":
+                continue
+            ticks = found["sensorState"]["ticks"]
             counts: dict[str, int] = {}
             for tick in ticks:
                 counts[tick["status"]] = counts.get(tick["status"], 0) + 1
