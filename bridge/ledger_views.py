@@ -263,14 +263,18 @@ def _rows(led: LedgerReader, model: type[M], query: str, params: tuple) -> list[
 
 
 def models_in_use(led: LedgerReader) -> list[ModelInUse]:
-    """The account's models with the policy and holdout IC they were picked on and the IC they realised live."""
+    """The account's models with the policy and holdout IC they were picked on and the IC they realised live (only
+    over the cycles each predicted itself: from its last hot reload on, ``model_swaps``)."""
     policy = engine_config(led).policy
+    swaps = led.one("select 1 as x from sqlite_master where type = 'table' and name = 'model_swaps'")  # schema 3
+    since = ("coalesce((select max(s.cycle_id) from model_swaps s where s.model = m.model and "
+             "s.new_model_dir = m.model_dir), 0)") if swaps else "0"  # fmt: skip
     return _rows(
         led,
         ModelInUse,
         "select m.model, m.target, m.family, m.view, m.model_dir, ? as policy, m.holdout_ic, avg(r.ic) as realised_ic, "
         "count(r.ic) as realised_cycles, m.data_end, m.first_tradable_ts, m.quarantined_cycle is not null as "
-        "quarantined, m.quarantine_reason from models m left join realised_ic r on r.model = m.model "
-        "group by m.model order by m.target, m.family, m.model",
+        "quarantined, m.quarantine_reason from models m left join realised_ic r on r.model = m.model and "
+        f"r.cycle_id >= {since} group by m.model order by m.target, m.family, m.model",
         (policy,),
     )

@@ -49,10 +49,10 @@ from ml.synthetic import documented_ics, make_market, split_history
 REPO = Path(__file__).resolve().parents[1]
 LOOP_CONFIG = REPO / "configs" / "loop.yaml"
 LOCATION = "assets.definitions"
-STARTED_SENSORS = ("retrain_on_new_data", "retrain_on_decay")
-LOOP_SENSORS = ("landing_sensor", *STARTED_SENSORS)
 AUTOMATION_SENSOR = "default_automation_condition_sensor"
-"""Dagster's own sensor that evaluates the assets' automation conditions (``features``: eager)."""
+"""Dagster's own sensor that evaluates the assets' automation conditions (``features``: eager); off by default."""
+STARTED_SENSORS = ("retrain_on_new_data", "retrain_on_decay", AUTOMATION_SENSOR)
+LOOP_SENSORS = ("landing_sensor", *STARTED_SENSORS)
 STORY_RESULTS = "RESULTS-loop"
 """``make demo-loop``'s folder: ``RESULTS/`` (the lakehouse), ``dagster_home/`` and ``logs/``, made afresh each time."""
 MARKER = ".foxlake-loop-story"
@@ -281,7 +281,7 @@ def run_story(
         wait("the Dagster webserver and its code location", sensors_loaded, 180)
         for name in STARTED_SENSORS:
             graphql(base, START_SENSOR, {"s": sensor_selector(name)})
-        say(f"[loop] sensors on: landing_sensor, {', '.join(STARTED_SENSORS)}")
+        say(f"[loop] sensors on: {', '.join(LOOP_SENSORS)}")
 
         land = landing_dir(results)
         write_landing_parquet(history, land / f"{_stamp(history['ts'].min())}-history.parquet")
@@ -334,7 +334,7 @@ def run_story(
         ]
         for reason in ("landing files", "new data", "decay"):
             tl.runs_by_reason[reason] = [r["status"] for r in runs_tagged(base, "foxlake/reason", reason)]
-        for name in (*LOOP_SENSORS, AUTOMATION_SENSOR):
+        for name in LOOP_SENSORS:
             found = graphql(base, SENSOR_TICKS, {"s": sensor_selector(name)})["sensorOrError"]
             if found["__typename"] != "Sensor":
                 continue

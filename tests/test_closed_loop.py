@@ -55,6 +55,7 @@ def test_the_loop_finds_the_flip_retrains_promotes_and_hot_reloads(tmp_path, cap
     assert tl.sensor_ticks["landing_sensor"].get("SUCCESS", 0) >= 5
     assert tl.sensor_ticks["retrain_on_decay"].get("SUCCESS", 0) >= 1
     assert tl.sensor_ticks["retrain_on_new_data"].get("SUCCESS", 0) == 1  # the first training; rate-limited after
+    assert sum(tl.sensor_ticks["default_automation_condition_sensor"].values()) >= 1  # automation evaluated
     assert tl.runs_by_reason["new data"] == ["SUCCESS"] and tl.runs_by_reason["landing files"]
     # every day of the lake is a partition of bars and features, materialized by the ingest runs
     assert tl.lake_days == 16

@@ -13,6 +13,7 @@ from catalog.aliases import set_alias
 from catalog.query import sql
 from live.config import EngineConfig, load_engine_config
 from live.ledger.reader import LedgerReader
+from live.reload import SWAP_INSERT
 from live.runner import run_live
 from loop.promotion import champion_alias
 from tests.conftest import DEMO_CONFIG
@@ -118,3 +119,17 @@ def test_resuming_with_other_models_is_a_switch_with_hot_reload_and_an_error_wit
     assert _rows(live_copy, "select distinct model from predictions where cycle_id >= 6 and model not like '<%'") == [
         (f"{TARGET}/CROSS_SECTIONAL/Ridge",)
     ]
+
+
+def test_the_bridge_reports_a_reloaded_models_realised_ic_over_its_own_cycles_only(tmp_path: Path) -> None:
+    from bridge.ledger_views import models_in_use
+    from tests.test_decay import _ledger, _realise
+
+    w = _ledger(tmp_path, {"m": (TARGET, "runs/new")})
+    w.set_meta("config", EngineConfig().model_dump_json())
+    _realise(w, "m", TARGET, [-0.1] * 30)  # the old model under the same key
+    w.con.execute(SWAP_INSERT, (31, "m", "runs/old", "runs/new", "promoted"))
+    _realise(w, "m", TARGET, [0.08] * 10, first_cycle=31)
+    with LedgerReader(tmp_path, "paper") as r:
+        (m,) = models_in_use(r)
+    assert m.realised_cycles == 10 and m.realised_ic == pytest.approx(0.08)
