@@ -97,6 +97,7 @@ def run_live(
     summary.first_tradable = bound.isoformat()
     universe = sorted(tail["symbol"].unique().to_list())  # the symbols of the last 200 bar timestamps
 
+    _refuse_in_sample_resume(ledger, cfg, models, stamps)
     _check_models_match(ledger, cfg, models, universe, measured)
     broker = PaperBroker(ledger_dir(results, cfg.account) / "broker.sqlite", cfg.broker)
     last = ledger.last_cycle()
@@ -232,6 +233,26 @@ def _check_models_match(
         raise ValueError(
             f"{ledger.path}: this account trades other models than the policy picks now; resume with the same models, "
             "start another --account, or set live.hot_reload"
+        )
+
+
+def _refuse_in_sample_resume(
+    ledger: LedgerWriter, cfg: EngineConfig, models: list[TradedModel], stamps: list[datetime]
+) -> None:
+    """A resumed ledger whose next bar some model's run saw (other models picked while it was stopped) is refused
+    unless ``allow_in_sample``, before anything is written."""
+    last = ledger.last_cycle()
+    if last is None or cfg.allow_in_sample:
+        return
+    after = datetime.fromisoformat(last[1])
+    upcoming = [t for t in stamps if t > after]
+    worst = max(models, key=lambda m: m.first_tradable)
+    if upcoming and upcoming[0] < worst.first_tradable:
+        ledger.close()
+        raise InSampleError(
+            f"refusing to resume at {upcoming[0].isoformat()}: model {worst.key} ({worst.model_dir}) was trained and "
+            f"picked on bars up to {worst.data_end.isoformat()}; resume once the lake has bars after "
+            f"{(worst.first_tradable - timedelta(microseconds=1)).isoformat()} (or --allow-in-sample)"
         )
 
 

@@ -133,3 +133,24 @@ def test_the_bridge_reports_a_reloaded_models_realised_ic_over_its_own_cycles_on
     with LedgerReader(tmp_path, "paper") as r:
         (m,) = models_in_use(r)
     assert m.realised_cycles == 10 and m.realised_ic == pytest.approx(0.08)
+
+
+def test_a_resume_whose_next_bar_the_new_models_saw_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from live.ledger.writer import LedgerWriter
+    from live.runner import InSampleError, _refuse_in_sample_resume
+
+    w = LedgerWriter(tmp_path, "paper")
+    w.con.execute("insert into cycles values (1, '2024-01-02T15:00:00+00:00', 0, 'ACTIVE', 0, 0, 0, 0, 1.0, '{}')")
+    bar = datetime(2024, 1, 2, 15, 5, tzinfo=UTC)  # the next bar in the lake
+    seen = SimpleNamespace(key="t/CROSS_SECTIONAL/Ridge", model_dir="runs/new", data_end=bar,
+                           first_tradable=bar + timedelta(minutes=10))  # fmt: skip
+    with pytest.raises(InSampleError, match="refusing to resume at 2024-01-02T15:05:00"):
+        _refuse_in_sample_resume(w, _cfg(), [seen], [bar, bar + timedelta(minutes=5)])
+    w = LedgerWriter(tmp_path, "paper")
+    unseen = SimpleNamespace(**{**seen.__dict__, "first_tradable": bar})
+    _refuse_in_sample_resume(w, _cfg(), [unseen], [bar])  # its first tradable bar: resumes
+    _refuse_in_sample_resume(w, _cfg(allow_in_sample=True), [seen], [bar])  # labelled in-sample, on request
+    assert w.con.execute("select count(*) from models").fetchone() == (0,)  # nothing was written
