@@ -22,6 +22,7 @@ from bridge.payloads import (
 from contracts.bridge import Position, PositionsPayload, RiskStatus, RiskWarning
 from live.config import EngineConfig
 from live.ledger.reader import LedgerReader
+from live.ledger.schema import OWN_CYCLES_FROM
 
 M = TypeVar("M")
 
@@ -267,8 +268,7 @@ def models_in_use(led: LedgerReader) -> list[ModelInUse]:
     over the cycles each predicted itself: from its last hot reload on, ``model_swaps``)."""
     policy = engine_config(led).policy
     swaps = led.one("select 1 as x from sqlite_master where type = 'table' and name = 'model_swaps'")  # schema 3
-    since = ("coalesce((select max(s.cycle_id) from model_swaps s where s.model = m.model and "
-             "s.new_model_dir = m.model_dir), 0)") if swaps else "0"  # fmt: skip
+    since = OWN_CYCLES_FROM if swaps else "0"
     return _rows(
         led,
         ModelInUse,

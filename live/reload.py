@@ -25,7 +25,6 @@ from pathlib import Path
 from catalog.indexer import catalog_path
 from live.config import EngineConfig
 from live.engine.cycle import Engine, TradedModel
-from live.features import FeatureBuffer
 from live.selection import select_traded
 from live.sources import LakeBars
 
@@ -56,6 +55,23 @@ def record_models(con, models: list[TradedModel]) -> None:
         )  # fmt: skip
 
 
+def record_swap(ledger, models: list[TradedModel], changes: list[tuple], cycle_id: int, reason: str, when: str) -> None:
+    """In one ledger transaction: the ``models`` rows of ``models``, a ``model_swaps`` row per change (the first
+    cycle the new models predict at: ``cycle_id``), the ``models`` meta and a ``models_swapped`` event."""
+    with ledger.cycle() as con:
+        record_models(con, models)
+        con.executemany(SWAP_INSERT, [(cycle_id, key, old, new, reason) for key, old, new in changes])
+        ledger.set_meta("models", models_meta(models))
+        ledger.event(
+            cycle_id - 1 or None,
+            "models_swapped",
+            f"{len(changes)} model(s) changed {when}: {reason}",
+            "warning",
+            changes=[{"model": k, "old": o, "new": n} for k, o, n in changes],
+            reason=reason,
+        )
+
+
 def models_meta(models: list[TradedModel]) -> str:
     """The ledger's ``models`` meta: the sorted model directories trading now."""
     return json.dumps(sorted(m.model_dir for m in models))
@@ -71,7 +87,6 @@ class HotReload:
         self.lake = lake
         self.seen = _signature(self.results)
         self.waiting: list[TradedModel] | None = None
-        self.swaps = 0
 
     def before_cycle(self, engine: Engine, cycle_id: int, ts: datetime) -> list[tuple] | None:
         """Swap the engine's models if the policy picks others now and they may trade ``ts``; the changes, or
@@ -107,30 +122,8 @@ class HotReload:
 
     def _swap(self, engine: Engine, models: list[TradedModel], cycle_id: int, ts: datetime, reason: str) -> list:
         buffer = Engine.buffer_for(models)
-        _fill(buffer, self.lake, ts, buffer.history_bars)
+        for part in self.lake.at([t for t in self.lake.timestamps() if t < ts][-buffer.history_bars :]):
+            buffer.push(part)  # the bars before ts, as the runner warms a new engine (the cycle pushes ts)
         changes = engine.replace_models(models, cycle_id, buffer)
-        ledger = engine.ledger
-        with ledger.cycle() as con:
-            record_models(con, models)
-            con.executemany(SWAP_INSERT, [(cycle_id, key, old, new, reason) for key, old, new in changes])
-            ledger.set_meta("models", models_meta(models))
-            ledger.event(
-                cycle_id - 1,
-                "models_swapped",
-                f"{len(changes)} model(s) changed before cycle {cycle_id} ({ts.isoformat()}): {reason}",
-                "warning",
-                changes=[{"model": k, "old": o, "new": n} for k, o, n in changes],
-                reason=reason,
-            )
-        self.swaps += 1
+        record_swap(engine.ledger, models, changes, cycle_id, reason, f"before cycle {cycle_id} ({ts.isoformat()})")
         return changes
-
-
-def _fill(buffer: FeatureBuffer, lake: LakeBars, ts: datetime, n: int) -> None:
-    """Push the ``n`` bar timestamps before ``ts``, as the runner warms a new engine (the cycle pushes ``ts``)."""
-    stamps = [t for t in lake.timestamps() if t < ts][-n:]
-    if not stamps:
-        return
-    bars = lake.between(stamps[0], stamps[-1]).sort("ts")
-    for _, part in sorted(bars.partition_by("ts", as_dict=True).items()):
-        buffer.push(part)

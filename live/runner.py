@@ -28,11 +28,11 @@ from contracts.bridge import utc_now_iso
 from live.broker.base import Order
 from live.broker.paper import PaperBroker
 from live.config import EngineConfig
-from live.engine.cycle import Engine, EngineState, TradedModel
+from live.engine.cycle import Engine, EngineState, TradedModel, model_changes
 from live.journal import StateJournal
 from live.ledger.schema import ledger_dir
 from live.ledger.writer import LedgerWriter
-from live.reload import SWAP_INSERT, HotReload, models_meta, record_models
+from live.reload import HotReload, models_meta, record_models, record_swap
 from live.selection import select_traded
 from live.sources import LakeBars, follow, replay
 from ml.bars import check_interval
@@ -214,21 +214,10 @@ def _check_models_match(
             record_models(ledger.con, models)
     elif have != mine and cfg.hot_reload:
         last = ledger.last_cycle()
-        nxt = (last[0] if last else 0) + 1
         old = dict(ledger.con.execute("select model, model_dir from models").fetchall())
-        new = {m.key: m.model_dir for m in models}
-        changes = [(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        reason = "the policy picks other models than when the engine stopped"
-        with ledger.cycle() as con:
-            record_models(con, models)
-            con.executemany(
-                SWAP_INSERT,
-                [(nxt, k, o, n, reason) for k, o, n in changes],
-            )
-            ledger.set_meta("models", mine)
-            ledger.event(last[0] if last else None, "models_swapped", f"{len(changes)} model(s) changed at resume: "
-                         f"{reason}", "warning", changes=[{"model": k, "old": o, "new": n} for k, o, n in changes],
-                         reason=reason)  # fmt: skip
+        changes = model_changes(old, {m.key: m.model_dir for m in models})
+        record_swap(ledger, models, changes, (last[0] if last else 0) + 1,
+                    "the policy picks other models than when the engine stopped", "at resume")  # fmt: skip
     elif have != mine:
         raise ValueError(
             f"{ledger.path}: this account trades other models than the policy picks now; resume with the same models, "
@@ -273,11 +262,8 @@ def _warm(engine: Engine, lake: LakeBars, stamps: list[datetime], after: datetim
     if after is None:
         return
     i = stamps.index(after)
-    lo = stamps[max(0, i - engine.buffer.history_bars + 1)]
-    bars = lake.between(lo, after)
-    by_ts = {k[0]: v for k, v in bars.sort("ts").partition_by("ts", as_dict=True).items()}
-    for ts in stamps[max(0, i - engine.buffer.history_bars + 1) : i + 1]:
-        engine.warm(by_ts[ts])
+    for part in lake.at(stamps[max(0, i - engine.buffer.history_bars + 1) : i + 1]):
+        engine.warm(part)
 
 
 def _frame(ledger: LedgerWriter, query: str, params: tuple) -> pl.DataFrame:

@@ -40,6 +40,15 @@ class LakeBars:
         bars = _read(self.directory, start)
         return bars.filter(pl.col("ts") <= end) if not bars.is_empty() else bars
 
+    def at(self, stamps: list[datetime]) -> list[pl.DataFrame]:
+        """The bars of each of ``stamps`` (sorted lake timestamps), one frame per timestamp, oldest first: what
+        warms a feature buffer."""
+        if not stamps:
+            return []
+        bars = self.between(stamps[0], stamps[-1]).sort("ts")
+        by_ts = {k[0]: v for k, v in bars.partition_by("ts", as_dict=True).items()}
+        return [by_ts[t] for t in stamps]
+
 
 def replay(
     lake: LakeBars, after: datetime | None, until: datetime | None = None

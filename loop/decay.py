@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from live.ledger.reader import LedgerReader
+from live.ledger.schema import OWN_CYCLES_FROM
 from loop.config import DecayConfig
 from ml.targets import TargetSpec
 
@@ -75,12 +76,8 @@ def one_sided_t(sample: list[float], mu0: float) -> tuple[float, float]:
 
 
 def model_decay(reader: LedgerReader, model: dict, cfg: DecayConfig, interval_minutes: float) -> ModelDecay:
-    """The decay test of one row of the ledger's ``models`` table."""
-    swap = reader.one(
-        "select max(cycle_id) as c from model_swaps where model = ? and new_model_dir = ?",
-        (model["model"], model["model_dir"]),
-    )
-    since = int(swap["c"]) if swap and swap["c"] is not None else 0
+    """The decay test of one row of the ledger's ``models`` table (with ``since``: its own first cycle)."""
+    since = int(model["since"])
     h = TargetSpec.from_name(model["target"], interval_minutes).horizon_bars
     rows = reader.con.execute(
         "select cycle_id, ic from realised_ic where model = ? and cycle_id >= ? and ic is not null order by cycle_id",
@@ -124,7 +121,10 @@ def ledger_decay(results: str | Path, account: str, cfg: DecayConfig | None = No
     cfg = cfg or DecayConfig()
     with LedgerReader(results, account) as reader:
         interval = float(reader.meta().get("interval_minutes") or _interval(reader))
-        models = reader.frame("select model, target, model_dir, holdout_ic from models order by model").to_dicts()
+        models = reader.frame(
+            f"select m.model, m.target, m.model_dir, m.holdout_ic, {OWN_CYCLES_FROM} as since from models m "
+            "order by m.model"
+        ).to_dicts()
         last = reader.one("select coalesce(max(cycle_id), 0) as c from cycles")["c"]
         tests = [model_decay(reader, m, cfg, interval) for m in models if m["holdout_ic"] is not None]
     out = []

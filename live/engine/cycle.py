@@ -67,6 +67,12 @@ class TradedModel:
         return self.loaded.meta.symbol
 
 
+def model_changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
+    """``(model, old model_dir or None, new model_dir or None)`` for every model key whose directory differs
+    between two ``{model key: model_dir}`` selections, sorted by key."""
+    return [(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
 def client_order_id(account: str, ts: str, symbol: str) -> str:
     """The order id of ``symbol`` at the cycle of bar ``ts``: a pure function, so a repeated cycle repeats it."""
     return f"{account}-{ts[:19].replace('-', '').replace(':', '')}-{symbol}"
@@ -165,9 +171,7 @@ class Engine:
         the pending predictions carry over; a replaced model's realised-IC state starts afresh (its blend weight
         starts from the new holdout IC); ``buffer`` holds the bars the new models need. Returns the changes as
         ``(model, old model_dir or None, new model_dir or None)``."""
-        old = {m.key: m.model_dir for m in self.models}
-        new = {m.key: m.model_dir for m in models}
-        changes = [(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        changes = model_changes({m.key: m.model_dir for m in self.models}, {m.key: m.model_dir for m in models})
         for key, _, _ in changes:
             self.state.realised.pop(key, None)
             self.state.quarantined.pop(key, None)

@@ -97,6 +97,13 @@ create table if not exists model_swaps (
 """
 
 
+OWN_CYCLES_FROM = (
+    "coalesce((select max(s.cycle_id) from model_swaps s where s.model = m.model and s.new_model_dir = m.model_dir), 0)"
+)
+"""SQL over ``models m``: the first cycle the model trading under that key now predicted itself (its last hot
+reload; 0 when it traded from the start). Realised IC of earlier cycles under the same key is another model's."""
+
+
 def ledger_dir(results: str | Path, account: str) -> Path:
     return Path(results) / "live" / account
 
