@@ -8,7 +8,7 @@ policy: a run covers a range of days. The files are the record: the assets write
 import dagster as dg
 import polars as pl
 
-from assets.partitions import LAKE_DAYS, run_days
+from assets.partitions import LAKE_DAYS
 from assets.resources import LakeResource
 from ml.bars import validate_bars
 from ml.feature_store import update_features
@@ -18,22 +18,24 @@ from ml.synthetic import make_market, split_history
 
 LAKE_POOL = "lake_writer"
 """Ingestion and the feature store write the lake's partitions: one writer at a time (dagster.yaml's pool limit)."""
+LAKE_TABLE = {
+    "group_name": "lake",
+    "kinds": {"parquet", "polars"},
+    "pool": LAKE_POOL,
+    "partitions_def": LAKE_DAYS,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+}
+"""What both lake tables are: a day per partition, a range of days per run, one lake writer at a time."""
 
 
-@dg.asset(
-    group_name="lake",
-    kinds={"parquet", "polars"},
-    pool=LAKE_POOL,
-    partitions_def=LAKE_DAYS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
+@dg.asset(**LAKE_TABLE)
 def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """Validated OHLCV bars, one partition file per UTC day: the synthetic market's history for the run's days, or
     every pending landing file ingested (each day it holds is written)."""
     cfg = lake.run_config()
     interval = cfg.bar_interval_minutes
     directory = table_dir(lake.results(), "bars", interval)
-    days = run_days(context)
+    days = list(context.partition_keys)
     if cfg.data_source == "synthetic":
         history, _live = split_history(make_market(cfg.market), cfg.market)  # the feed lands the live bars
         history = validate_bars(history, source="synthetic market")
@@ -64,15 +66,7 @@ def bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materializ
     )
 
 
-@dg.asset(
-    group_name="lake",
-    kinds={"parquet", "polars"},
-    pool=LAKE_POOL,
-    partitions_def=LAKE_DAYS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[bars],
-    automation_condition=dg.AutomationCondition.eager(),
-)
+@dg.asset(**LAKE_TABLE, deps=[bars], automation_condition=dg.AutomationCondition.eager())
 def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """Features (``ml.features``, the same code live trading runs), computed only for new or changed days (their
     lookback reads the days before); eager: a day of bars that lands alone gets its features."""
@@ -83,7 +77,7 @@ def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materi
         metadata={
             "n_features": len(report["features"]),
             "features": ", ".join(report["features"]),
-            "days_in_run": len(run_days(context)),
+            "days_in_run": len(context.partition_keys),
             "partitions_computed": len(report["computed"]),
             "partitions_current": report["current"],
             "date_range": f"{dates[0]} → {dates[-1]}",

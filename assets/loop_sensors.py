@@ -23,7 +23,7 @@ from live.ledger.writer import append_event
 from loop.config import loop_config
 from loop.decay import ledger_decay
 from loop.triggers import new_partitions, out_of_cooldown
-from ml.ingest import IngestError, check_landing_file, landing_file_days, pending_landing_files, reject_landing_file
+from ml.ingest import IngestError, check_landing_file, pending_landing_files, reject_landing_file
 
 REASON = "foxlake/reason"
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -49,8 +49,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     good, rows, days, rejected = [], 0, set(), []
     for path, digest in pending_landing_files(lake.results()):
         try:
-            rows += check_landing_file(path)
-            days |= set(landing_file_days(path))
+            n, file_days = check_landing_file(path)
+            rows, days = rows + n, days | set(file_days)
         except IngestError as exc:
             moved = reject_landing_file(lake.results(), path, str(exc))
             rejected.append(moved.name)
@@ -101,8 +101,9 @@ def retrain_on_decay(context: dg.SensorEvaluationContext, lake: LakeResource):
     if not ledger_file(lake.results(), account).exists():
         return dg.SkipReason(f"no ledger for account {account!r} yet")
     fired: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-    decays = ledger_decay(lake.results(), account, loop_config(cfg.loop).decay)
-    due = out_of_cooldown(decays, fired, loop_config(cfg.loop).decay)
+    rule = loop_config(cfg.loop).decay
+    decays = ledger_decay(lake.results(), account, rule)
+    due = out_of_cooldown(decays, fired, rule)
     if not due:
         flagged = [d.target for d in decays if d.decayed]
         return dg.SkipReason(f"in cooldown: {flagged}" if flagged else "no traded target has decayed")

@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from ml.config import RunConfig
-from ml.ingest import landing_file_days, pending_landing_files
+from ml.ingest import check_landing_file, pending_landing_files
 from ml.lake import partitions, table_dir
-from ml.synthetic import make_market, split_history
+from ml.synthetic import trading_timestamps
 
 LAKE_DAYS = dg.DynamicPartitionsDefinition(name="lake_days")
 RANGE_START = "dagster/asset_partition_range_start"
@@ -26,12 +25,12 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 def days_to_load(results: str | Path, cfg: RunConfig) -> list[str]:
     """The days a run of ``bars`` produces: the synthetic history's, or the lake's and the pending landing files'."""
-    if cfg.data_source == "synthetic":
-        history, _ = split_history(make_market(cfg.market), cfg.market)
-        return sorted(history.select(pl.col("ts").dt.date().cast(pl.String).unique())["ts"].to_list())
+    if cfg.data_source == "synthetic":  # the history's bar times, without generating the market
+        m = cfg.market
+        return sorted({ts.date().isoformat() for ts in trading_timestamps(m.start, m.n_bars, m.interval_minutes)})
     days = set(partitions(table_dir(results, "bars", cfg.bar_interval_minutes)))
     for path, _digest in pending_landing_files(results):
-        days |= set(landing_file_days(path))
+        days |= set(check_landing_file(path)[1])
     return sorted(days)
 
 
@@ -55,8 +54,3 @@ def lake_run_tags(instance: dg.DagsterInstance, results: str | Path, cfg: RunCon
     days = days_to_load(results, cfg)
     instance.add_dynamic_partitions(LAKE_DAYS.name, new_days(instance, days))
     return range_tags(days)
-
-
-def run_days(context: dg.AssetExecutionContext) -> list[str]:
-    """The days this run materializes."""
-    return list(context.partition_keys)

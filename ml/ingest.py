@@ -467,22 +467,17 @@ def pending_landing_files(results: str | Path) -> list[tuple[Path, str]]:
     return out
 
 
-def check_landing_file(path: str | Path, interval_minutes: int | None = None) -> int:
-    """Everything :func:`ingest_landing` checks of one file, without writing; its data rows.
+def check_landing_file(path: str | Path, interval_minutes: int | None = None) -> tuple[int, list[str]]:
+    """Everything :func:`ingest_landing` checks of one file, without writing: its data rows and the UTC dates
+    (``YYYY-MM-DD``) its bars fall on.
 
     Raises:
         IngestError: naming the file, the line/row and the column of the first problem.
     """
     given = None if interval_minutes is None else _check_interval(float(interval_minutes), "interval_minutes")
     path = Path(path)
-    return _checked(path, path.read_bytes(), given)[1]
-
-
-def landing_file_days(path: str | Path) -> list[str]:
-    """The UTC dates (``YYYY-MM-DD``) of a landing file's bars, validated as :func:`check_landing_file` does."""
-    path = Path(path)
-    bars = read_landing_file(path)[0]
-    return sorted(bars.select(pl.col("ts").dt.date().cast(pl.String).unique())["ts"].to_list())
+    bars, rows, _interval = _checked(path, path.read_bytes(), given)
+    return rows, sorted(bars.select(pl.col("ts").dt.date().cast(pl.String).unique())["ts"].to_list())
 
 
 def rejected_dir(results: str | Path) -> Path:
