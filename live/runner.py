@@ -30,7 +30,7 @@ from live.broker.paper import PaperBroker
 from live.config import EngineConfig
 from live.engine.cycle import Engine, EngineState, TradedModel, model_changes
 from live.journal import StateJournal
-from live.ledger.schema import ledger_dir
+from live.ledger.schema import OWN_CYCLES_FROM, ledger_dir
 from live.ledger.writer import LedgerWriter
 from live.reload import HotReload, models_meta, record_models, record_swap
 from live.selection import select_traded
@@ -113,7 +113,7 @@ def run_live(
         }
         known = {r[0] for r in ledger.con.execute("select fill_id from fills")}
     engine = Engine(cfg, models, universe, measured, ledger, broker, state, positions, known)
-    engine.loaded_cycle = dict(ledger.con.execute("select model, max(cycle_id) from model_swaps group by model"))
+    engine.loaded_cycle = dict(ledger.con.execute(f"select m.model, {OWN_CYCLES_FROM} from models m"))
     hot = HotReload(results, cfg, measured, lake) if cfg.hot_reload else None
 
     if last is not None:

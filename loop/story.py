@@ -37,9 +37,10 @@ from pathlib import Path
 import httpx
 import polars as pl
 
+from catalog.alias_file import read_alias_file
 from catalog.query import sql
 from live.config import EngineConfig
-from live.ledger.schema import ledger_file
+from live.ledger.reader import LedgerReader
 from loop.config import DecayConfig, loop_config
 from loop.decay import first_detection
 from ml.config import load_run_config
@@ -190,24 +191,17 @@ def _stamp(ts) -> str:
 
 
 def _ledger(results: Path, account: str, query: str, params: tuple = ()) -> list[tuple]:
-    path = ledger_file(results, account)
-    if not path.exists():
-        return []
-    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    """``query``'s rows from the account's ledger (read-only), or none before the engine made it."""
     try:
-        return con.execute(query, params).fetchall()
-    except sqlite3.OperationalError:  # created but its tables not yet visible
+        with LedgerReader(results, account) as r:
+            return r.con.execute(query, params).fetchall()
+    except (FileNotFoundError, sqlite3.OperationalError):  # not there yet, or created but its tables not yet visible
         return []
-    finally:
-        con.close()
 
 
 def _alias_rows(results: Path, alias: str) -> list[dict]:
-    path = results / "catalog" / "aliases.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("alias") == alias and r.get("action", "set") == "set"]
+    """The rows of ``alias`` that pointed it at a model, oldest first (``catalog.alias_file``)."""
+    return [r for r in read_alias_file(results)[0] if r["alias"] == alias and r["model_dir"]]
 
 
 def prepare_folder(root: Path) -> tuple[Path, Path, Path]:
@@ -370,6 +364,8 @@ def _measure(
     swap = q("select min(cycle_id) from model_swaps")[0][0]
     first_model = q("select model from realised_ic where model not like '<%' order by cycle_id limit 1")
     champions = _alias_rows(results, champion)
+    if len(champions) > 1 and champions[-1]["note"]:
+        tl.promotion_note = json.loads(champions[-1]["note"])
     if first_model and champions:
         holdout = sql(results, "select mean_ic from models where model_dir = ?", [champions[0]["model_dir"]])
         rows = q("select cycle_id, ic, ts from realised_ic where model = ? and ic is not null and cycle_id < ? "
@@ -386,6 +382,3 @@ def _measure(
     if swap is not None:
         row = q("select avg(ic), count(ic) from realised_ic where cycle_id >= ? and model not like '<%'", (swap,))[0]
         tl.realised_ic_after_swap, tl.realised_cycles_after_swap = row[0], row[1]
-    rows = _alias_rows(results, champion)
-    if len(rows) > 1 and rows[-1].get("note"):
-        tl.promotion_note = json.loads(rows[-1]["note"])
