@@ -84,8 +84,7 @@ class Decision:
 def _model_row(results: Path, model_dir: str) -> dict:
     df = sql(
         results,
-        "select model_dir, target, view, family, interval_minutes, feature_list, holdout_start, data_end, fit_scope "
-        "from models where model_dir = ?",
+        "select holdout_start, data_end, fit_scope from models where model_dir = ?",
         [model_dir],
     )
     if df.height == 0:
@@ -205,7 +204,7 @@ def promote(
             ok, why = True, f"challenger mean IC {ch.mean_ic:+.4f} vs champion {cp.mean_ic:+.4f}: gain {gain:+.4f}"
             why += f" >= margin {cfg.margin_ic}, t {ch.t_stat:.2f}"
         decision = Decision(target, ok, why, challenger, champion, start.rstrip("+"), end, ch, cp)
-    note = json.dumps({"promoted": decision.promoted, **decision.to_dict()}, sort_keys=True, default=str)
+    note = json.dumps(decision.to_dict(), sort_keys=True, default=str)
     set_alias(root, challenger_alias(target), challenger, note=note, set_by=by)
     if decision.promoted:
         set_alias(root, champion_alias(target), challenger, note=note, set_by=by)
