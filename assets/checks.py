@@ -90,7 +90,8 @@ def _run_metas(manifest: dict) -> list[Path]:
 @dg.asset_check(
     asset="manifest",
     blocking=True,
-    description="Every model's feature_list is sorted and equals the columns selected for its target/view",
+    description="Every model's feature_list is sorted and equals the columns selected for its target/view (empty for a "
+    "raw-sequence model)",
 )
 def feature_lists_match_training(manifest: dict) -> dg.AssetCheckResult:
     selection = steps.read_selection(Path(manifest["run_dir"]))
@@ -99,7 +100,10 @@ def feature_lists_match_training(manifest: dict) -> dg.AssetCheckResult:
         meta = load_model_meta(path)
         if meta.feature_list != sorted(meta.feature_list):
             problems.append(f"{path}: feature_list not sorted")
-        if meta.feature_list != sorted(selection[meta.target][meta.view]):
+        if meta.input_mode == "raw_sequence":  # raw OHLCV windows: no feature columns (contract rule 6)
+            if meta.feature_list:
+                problems.append(f"{path}: a raw-sequence model lists features")
+        elif meta.feature_list != sorted(selection[meta.target][meta.view]):
             problems.append(f"{path}: feature_list differs from the selected training columns")
     return dg.AssetCheckResult(
         passed=not problems,

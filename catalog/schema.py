@@ -28,7 +28,8 @@ Views: ``latest_models``, ``best_models``, ``run_summary``, ``model_lineage``, `
 ``best_models_by(metric)``. ``best_models`` (and the macro) apply the **selection rule**: among the models of
 complete runs with a verified checksum and holdout metrics, only those of the newest run that trained their
 target and view at their interval (recency: a lucky old model cannot stay), whose holdout ``mean_ic`` exceeds
-``MIN_HOLDOUT_IC`` and whose holdout ``t_stat`` reaches ``MIN_HOLDOUT_T`` (the floor); then the best
+``MIN_HOLDOUT_IC`` and whose holdout ``t_stat`` reaches ``MIN_HOLDOUT_T`` (the floor; a ranking model, contract 1.4,
+also needs ``cross_sectional_ranking.training_metrics.best_ic > 0``: rule 7's "useful model"); then the best
 ``pick_score`` (or the macro's metric) per target/view/symbol. Research-only models (a target from the close the
 features see, which no order fills at) are listed, marked ``research_only``; live policies never pick them.
 
@@ -42,7 +43,7 @@ runs). The built-in policies (``live.policies``) read it, so picking models is o
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIN_HOLDOUT_IC = 0.0
 """The selection floor: a model is picked only if its holdout mean IC is above this (it shows the sign it was
@@ -244,7 +245,8 @@ create view eligible_models as
 select m.*, r.timestamp as run_timestamp,
        dense_rank() over (partition by m.interval_minutes, m.target, m.view
                           order by r.timestamp desc, r.run_dir desc) as recency,
-       coalesce(m.mean_ic > {MIN_HOLDOUT_IC} and m.t_stat >= {MIN_HOLDOUT_T}, false) as passes_floor
+       coalesce(m.mean_ic > {MIN_HOLDOUT_IC} and m.t_stat >= {MIN_HOLDOUT_T}, false)
+           and not coalesce(m.cs_ranking_enabled and m.cs_ranking_best_ic <= 0, false) as passes_floor
 from models m join runs r using (run_dir)
 where r.complete and m.checksum_ok and m.evaluated_on = 'holdout';
 

@@ -13,11 +13,26 @@ class FamilySpec:
         name: canonical spelling, used in paths (``family=<name>``) and in model_meta.
         extension: the native model file extension, with the dot.
         framework: the library that reads and writes that file.
+        input_mode: what the family reads: ``features`` (feature-table rows) or ``raw_sequence`` (OHLCV windows).
+        objective: ``pointwise`` (a score per row), ``ranking`` (always a ranking objective over timestamp groups)
+            or ``loss`` (chosen by the ``loss`` hyper-parameter: ``mse``, ``pairwise_logistic``, ``listwise_softmax``).
     """
 
     name: str
     extension: str
     framework: str
+    input_mode: str = "features"
+    objective: str = "pointwise"
+
+    def is_ranking(self, params: dict | None = None) -> bool:
+        """Whether the family trains with a ranking objective under ``params`` (its hyper-parameters)."""
+        if self.objective == "loss":
+            return (params or {}).get("loss", "mse") in RANKING_LOSSES
+        return self.objective == "ranking"
+
+
+RANKING_LOSSES = ("pairwise_logistic", "listwise_softmax")
+"""The torch families' ranking losses (``loss`` hyper-parameter); ``mse`` is their pointwise one."""
 
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -28,10 +43,12 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec("CatBoost", ".cbm", "catboost"),
         FamilySpec("Ridge", ".joblib", "sklearn"),
         FamilySpec("ElasticNet", ".joblib", "sklearn"),
+        FamilySpec("LightGBMRanker", ".txt", "lightgbm", objective="ranking"),
+        FamilySpec("XGBoostRanker", ".json", "xgboost", objective="ranking"),
         FamilySpec("MLP", ".pt", "torch"),
-        FamilySpec("LSTM", ".pt", "torch"),
-        FamilySpec("Transformer", ".pt", "torch"),
-        FamilySpec("CSRanker", ".pt", "torch"),
+        FamilySpec("LSTM", ".pt", "torch", input_mode="raw_sequence", objective="loss"),
+        FamilySpec("Transformer", ".pt", "torch", input_mode="raw_sequence", objective="loss"),
+        FamilySpec("CSRanker", ".pt", "torch", objective="ranking"),
     )
 }
 _BY_LOWER = {name.lower(): name for name in FAMILIES}

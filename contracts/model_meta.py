@@ -60,9 +60,11 @@ class Metrics(BaseModel):
 
 
 class RankingTrainingMetrics(BaseModel):
-    """Ranking-aligned metrics of a cross-sectional ranking model."""
+    """Ranking-aligned metrics of a cross-sectional ranking model (strict types: a number is a JSON number).
 
-    model_config = ConfigDict(extra="allow")
+    foxlake writes the holdout figures of the saved model here (``evaluated_on: "holdout"``; ``ml.training``)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     best_ic: float
     best_spread: float
@@ -74,9 +76,9 @@ class RankingTrainingMetrics(BaseModel):
 
 
 class CrossSectionalRanking(BaseModel):
-    """The ``cross_sectional_ranking`` block (contract 1.4)."""
+    """The ``cross_sectional_ranking`` block (contract 1.4; strict types)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     enabled: bool
     target_type: str | None = None
@@ -263,6 +265,20 @@ class ModelMeta(BaseModel):
                 raise _violation("cross_sectional_ranking.loss_type", 7, "an enabled ranking model names its loss")
             if csr.training_metrics is None:
                 raise _violation("cross_sectional_ranking.training_metrics", 7, "an enabled ranking model reports them")
+            if csr.sequence_length is not None and self.input_mode == "raw_sequence":
+                if csr.sequence_length != self.sequence_length:
+                    raise _violation(
+                        "cross_sectional_ranking.sequence_length",
+                        7,
+                        f"is {csr.sequence_length} but sequence_length is {self.sequence_length}",
+                    )
+            if csr.normalization is not None and self.input_mode == "raw_sequence":
+                if csr.normalization != self.sequence_normalization:
+                    raise _violation(
+                        "cross_sectional_ranking.normalization",
+                        7,
+                        f"is {csr.normalization!r} but sequence_normalization is {self.sequence_normalization!r}",
+                    )
             if csr.training_metrics.best_ic <= 0:
                 warnings.warn(
                     f"cross_sectional_ranking.training_metrics.best_ic = {csr.training_metrics.best_ic} <= 0: "

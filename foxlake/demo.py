@@ -18,6 +18,7 @@ from live.ledger.schema import ledger_dir
 from live.report import format_report, report
 from live.runner import run_live
 from ml.config import RunConfig, load_run_config
+from ml.run import JOBS_DIR
 from ml.synthetic import documented_ics, symbol_truth
 
 
@@ -80,6 +81,8 @@ def run_demo(results: Path, config_path: str) -> int:
         "group by all order by target, view, symbol",
     )
     print(format_table(truth_table(models_df, cfg)))
+    print("\nTraining time per family (each model: walk-forward CV, the fit and holdout scoring; 2 cores shared):")
+    print(format_table(family_times(results / run_dir)))
     print(
         f"\nHoldout: {holdout['start']} .. {holdout['end']} ({holdout['n_timestamps']} bar timestamps); "
         f"costs {cfg.evaluation.cost_bps} bp one way on two-way turnover."
@@ -100,6 +103,33 @@ Where to look:
   dashboard         make dashboard (foxlake bridge serve)   → http://127.0.0.1:8765/  (API docs: /docs)
 """)
     return 0
+
+
+def family_times(run_dir: Path) -> pl.DataFrame:
+    """Per family and objective: what it reads, the models trained and the seconds spent (the run's job records)."""
+    records = [json.loads(p.read_text()) for p in sorted((run_dir / "globals" / JOBS_DIR).glob("*.json"))]
+    rows = [
+        {
+            "family": r["family"],
+            "input_mode": r.get("input_mode", "features"),
+            "objective": r.get("objective", "pointwise"),
+            "seconds": r.get("seconds") or 0.0,
+        }
+        for r in records
+        if r.get("status") == "trained"
+    ]
+    if not rows:
+        return pl.DataFrame()
+    return (
+        pl.DataFrame(rows)
+        .group_by("family", "input_mode", "objective")
+        .agg(
+            pl.len().alias("models"),
+            pl.col("seconds").sum().round(1).alias("seconds_total"),
+            pl.col("seconds").mean().round(2).alias("seconds_per_model"),
+        )
+        .sort("seconds_total", "family", descending=[True, False])
+    )
 
 
 def truth_table(models_df: pl.DataFrame, cfg: RunConfig) -> pl.DataFrame:

@@ -1,7 +1,8 @@
 """The live feature buffer: a rolling window of bars per symbol, featurised by the same ``ml.features`` code as
 training (:func:`ml.features.latest_features`: the rows ``build_features`` gives at the newest bar). The window holds
 the largest lookback of the loaded models' features plus the current bar, so a row it builds equals the training row
-of the same bar (the parity test checks 1e-9)."""
+of the same bar (the parity test checks 1e-9). When raw-sequence models are loaded it also feeds each bar, once, to
+the per-symbol ring buffer they read (``live.sequence_buffer``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
+from live.sequence_buffer import SequenceBuffer
 from ml.features import latest_features, max_lookback_bars
 
 BAR_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap")
+SEQUENCE_COLUMNS = BAR_COLUMNS[2:]
 
 
 class FeatureBuffer:
@@ -20,12 +23,16 @@ class FeatureBuffer:
 
     Attributes:
         feature_names: every feature a loaded model reads (sorted).
-        history_bars: timestamps kept: the largest lookback plus the current bar (at least ``min_bars``).
+        history_bars: timestamps kept: the largest lookback plus the current bar (at least ``min_bars`` and
+            ``sequence_bars``).
+        sequences: the raw-sequence ring buffer, holding each symbol's last ``sequence_bars`` bars (``None`` when
+            no loaded model reads raw OHLCV).
     """
 
-    def __init__(self, feature_names: Iterable[str], min_bars: int = 1) -> None:
+    def __init__(self, feature_names: Iterable[str], min_bars: int = 1, sequence_bars: int = 0) -> None:
         self.feature_names = sorted(set(feature_names))
-        self.history_bars = max(max_lookback_bars(self.feature_names) + 1, min_bars)
+        self.history_bars = max(max_lookback_bars(self.feature_names) + 1, min_bars, sequence_bars)
+        self.sequences = SequenceBuffer(sequence_bars, SEQUENCE_COLUMNS) if sequence_bars > 0 else None
         self._chunks: list[pl.DataFrame] = []  # one per timestamp, sorted by symbol
         self._values: list[np.ndarray] = []  # each chunk's price and volume columns, symbols x columns
         self._grid_run = 0  # how many of the newest chunks hold the newest one's symbols, without nulls
@@ -68,6 +75,12 @@ class FeatureBuffer:
         cols = [c for c in BAR_COLUMNS if c in bars_at_ts.columns]
         chunk = bars_at_ts.select(cols).sort("symbol")
         numeric = chunk.drop("ts", "symbol")
+        if self.sequences is not None and chunk.height:  # first: a bar pushed twice changes nothing
+            values = np.full((chunk.height, len(SEQUENCE_COLUMNS)), np.nan)
+            for j, c in enumerate(SEQUENCE_COLUMNS):
+                if c in numeric.columns:
+                    values[:, j] = numeric[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            self.sequences.push(int(chunk["ts"].dt.epoch("us")[0]), chunk["symbol"].to_list(), values)
         if any(numeric.null_count().row(0)):
             self._grid_run = 0  # an empty cell: no grid until this chunk falls out
         elif (

@@ -14,6 +14,11 @@ The catalog is the authority for what may load:
   (contract rule 4), which the default loads with a warning (never a pickle-based format).
 * The interval check is always on, against the live data's measured interval; the model must take as many
   features as its ``feature_list`` names.
+* The inference path follows the meta (``live.inference``): ``input_mode`` (features or raw OHLCV windows, contract
+  1.3) and an enabled ``cross_sectional_ranking`` block (1.4). A model kind the engine cannot serve is refused here,
+  with the reason: a family that reads something else than the meta's ``input_mode`` says, a window the model file
+  does not hold or that cannot be normalised, a ranking model without a cross-section (SYMBOL_SPECIFIC) or without
+  skill (``best_ic <= 0``), a ranking family whose meta does not say it ranks.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from catalog.query import connect
 from contracts.families import family_spec
 from contracts.model_meta import ModelMeta, parse_model_meta
 from contracts.paths import MODEL_META
+from live.inference import serving_path
 from live.policies import DEFAULT_POLICY, alias_names, policy_sql
 from ml.families import get_family
+from ml.sequences import SequenceSpec
 
 log = logging.getLogger("foxlake.live.loader")
 _PICKLE_FRAMEWORKS = {"sklearn"}
@@ -51,6 +58,9 @@ class LoadedModel:
     meta: ModelMeta
     model: Any
     checksum_status: str  # "ok" (verified) or "missing" (the meta recorded no checksum; non-strict only)
+
+    sequence: SequenceSpec | None = None  # the raw OHLCV window it reads (input_mode raw_sequence)
+    ranking: bool = False  # trained with a ranking objective: scores mean something within one timestamp only
 
     @property
     def key(self) -> str:
@@ -268,7 +278,11 @@ def _load(root: Path, row: CatalogModel, *, interval_minutes: float, strict: boo
         raise ModelLoadError(
             f"{path}: the model takes {n_inputs} features but model_meta.feature_list names {len(meta.feature_list)}"
         )
-    return LoadedModel(directory, meta, model, status)
+    try:
+        sequence, ranking = serving_path(meta, family.sequence_spec(model))
+    except ValueError as exc:
+        raise ModelLoadError(f"{meta_path}: {exc}; the engine cannot serve it, refused") from None
+    return LoadedModel(directory, meta, model, status, sequence, ranking)
 
 
 def load_selected(

@@ -8,8 +8,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contracts.families import canonical_family
+from contracts.families import canonical_family, family_spec
 from contracts.io import canonical_json, sha256_text
+from contracts.model_meta import CS_TARGET_TYPES
 from ml.cv import CVConfig, HoldoutConfig
 from ml.metrics import EvaluationConfig
 from ml.selection import SelectionConfig
@@ -92,7 +93,13 @@ class RunConfig(BaseModel):
         market: the synthetic market to generate (the embedded data set).
         targets: targets to rank and train.
         features: feature names from ``ml.features`` (``None`` = all).
-        families: model families trained for every CROSS_SECTIONAL target.
+        families: model families trained for every CROSS_SECTIONAL target (unless ``target_families`` names it).
+            Feature-table families (LightGBM, …, and the rankers LightGBMRanker, XGBoostRanker) and raw-sequence
+            families (LSTM, Transformer: contract 1.3) alike. A family with a ranking objective (the rankers, or a
+            torch family whose ``loss`` is ``pairwise_logistic``/``listwise_softmax``: contract 1.4) needs a
+            ``cs_percentile``, ``cs_zscore`` or ``vol_scaled`` target.
+        target_families: per target name, the families its CROSS_SECTIONAL view trains instead of ``families``
+            (e.g. a ranking target's rankers and sequence models; ``{}``).
         symbol_specific_families: families trained per symbol (``None`` = ``families``).
         ranking_families: families that rank targets and score per-symbol skill (at least two, so that the
             feature-importance consensus is one).
@@ -129,6 +136,7 @@ class RunConfig(BaseModel):
     targets: tuple[TargetSpec, ...] = (TargetSpec(horizon_bars=1), TargetSpec(horizon_bars=3, delay_bars=3))
     features: tuple[str, ...] | None = None
     families: tuple[str, ...] = ("LightGBM",)
+    target_families: dict[str, tuple[str, ...]] = {}
     symbol_specific_families: tuple[str, ...] | None = None
     ranking_families: tuple[str, ...] = ("ElasticNet", "LightGBM")
     family_params: dict[str, dict[str, Any]] = {}
@@ -144,6 +152,11 @@ class RunConfig(BaseModel):
     live: dict[str, Any] = {}
     train_window_days: int | None = Field(None, ge=1)
     loop: dict[str, Any] = {}
+
+    @field_validator("target_families")
+    @classmethod
+    def _target_families(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return {t: tuple(_family(f) for f in fams) for t, fams in v.items()}
 
     @field_validator("families", "ranking_families", "symbol_specific_families")
     @classmethod
@@ -177,6 +190,38 @@ class RunConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _family_inputs(self) -> RunConfig:
+        names = self.target_names()
+        unknown = sorted(set(self.target_families) - set(names))
+        if unknown:
+            raise ValueError(f"target_families names target(s) {unknown} that are not in targets ({names})")
+        for fam in self.ranking_families:
+            if family_spec(fam).input_mode != "features":
+                raise ValueError(f"ranking_families: {fam} reads raw sequences; target ranking reads the feature table")
+        for fam in self.ss_families:
+            spec = family_spec(fam)
+            if spec.input_mode != "features" or spec.is_ranking(self.family_params.get(fam)):
+                raise ValueError(
+                    f"symbol_specific_families: {fam} is a ranking or raw-sequence family, trained for "
+                    "CROSS_SECTIONAL views only (a ranking needs a cross-section)"
+                )
+        for spec_t in self.targets:
+            target = spec_t.name(self.bar_interval_minutes)
+            for fam in self.families_for(target):
+                if family_spec(fam).is_ranking(self.family_params.get(fam)) and spec_t.kind not in CS_TARGET_TYPES:
+                    where = f"target_families.{target}" if target in self.target_families else "families"
+                    raise ValueError(
+                        f"{where}: {fam} trains a ranking objective, which needs a {'/'.join(CS_TARGET_TYPES)} "
+                        f"target, not {target!r}; add e.g. {{kind: cs_percentile, ...}} to targets and list it under "
+                        "target_families"
+                    )
+        return self
+
+    def families_for(self, target: str) -> tuple[str, ...]:
+        """The families trained for ``target``'s CROSS_SECTIONAL view."""
+        return self.target_families.get(target, self.families)
+
     @property
     def bar_interval_minutes(self) -> float:
         """The bar interval in minutes (the config's, or the synthetic market's)."""
@@ -198,6 +243,7 @@ class RunConfig(BaseModel):
     def digest(self) -> str:
         """sha256 of the canonical JSON of the config: the manifest's ``config_digest``."""
         unset = {"train_window_days"} if self.train_window_days is None else set()  # digests before it existed
+        unset |= {"target_families"} if not self.target_families else set()
         return sha256_text(canonical_json(self.model_dump(mode="json", exclude={"live", "workers", "loop"} | unset)))
 
 

@@ -19,6 +19,7 @@ from contracts.families import canonical_family
 from ml.cv import CVConfig, Fold, bar_grid, walk_forward_folds
 from ml.families import get_family
 from ml.families.base import ModelFamily
+from ml.inputs import FeatureInputs, ModelInputs, timestamp_groups
 from ml.metrics import (
     DEFAULT_EVALUATION,
     EvaluationConfig,
@@ -31,7 +32,7 @@ from ml.targets import target_end_column
 
 def training_rows(panel: pl.DataFrame, features: list[str], target: str) -> pl.DataFrame:
     """Rows usable for fitting: the target present and every feature past its warm-up (not null)."""
-    return panel.drop_nulls([*features, target])
+    return FeatureInputs(features).rows(panel, target)
 
 
 @dataclass
@@ -43,11 +44,19 @@ class OOS:
 
 
 def score_rows(
-    fam: ModelFamily, model: Any, rows: pl.DataFrame, features: list[str], target: str, ret: str
+    fam: ModelFamily,
+    model: Any,
+    rows: pl.DataFrame,
+    features: list[str],
+    target: str,
+    ret: str,
+    inputs: ModelInputs | None = None,
 ) -> pl.DataFrame:
-    """``ts, symbol, y, ret, score``: the model's scores of ``rows`` beside their target and forward return."""
+    """``ts, symbol, y, ret, score``: the model's scores of ``rows`` beside their target and forward return
+    (``inputs``: what the family reads, default the ``features`` columns)."""
+    inputs = inputs or FeatureInputs(features)
     return rows.select("ts", "symbol", pl.col(target).alias("y"), pl.col(ret).alias("ret")).with_columns(
-        pl.Series("score", fam.predict(model, rows.select(features).to_numpy()), dtype=pl.Float64)
+        pl.Series("score", fam.predict(model, inputs.matrix(rows)), dtype=pl.Float64)
     )
 
 
@@ -60,13 +69,16 @@ def oos_predictions(
     folds: list[Fold],
     seed: int,
     ret: str | None = None,
+    inputs: ModelInputs | None = None,
 ) -> OOS:
     """Fit on each fold's purged training rows and score its validation rows.
 
-    ``ret`` names the forward-return column carried beside ``y`` (default: the target).
+    ``ret`` names the forward-return column carried beside ``y`` (default: the target); ``inputs`` what the family
+    reads (default: the ``features`` columns).
     """
     fam = get_family(family)
     p = fam.params(params)
+    inputs = inputs or FeatureInputs(features)
     end = target_end_column(target)
     ret = ret or target
     parts, importances = [], []
@@ -75,12 +87,12 @@ def oos_predictions(
         va = fold.validation(rows)
         if tr.height < 50 or va.height == 0:
             continue
-        model = fam.fit(tr.select(features).to_numpy(), tr[target].to_numpy(), features, p, seed)
+        model = fam.fit(inputs.matrix(tr), tr[target].to_numpy(), features, p, seed, groups=timestamp_groups(tr))
         imp = fam.importance(model, features)
         if imp:
             importances.append(imp)
         parts.append(
-            score_rows(fam, model, va, features, target, ret).with_columns(
+            score_rows(fam, model, va, features, target, ret, inputs).with_columns(
                 pl.lit(fold.index, dtype=pl.Int32).alias("fold")
             )
         )

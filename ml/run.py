@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import time
 import traceback
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -95,6 +96,8 @@ def load_panel(
     if missing:
         raise KeyError(f"{feat_dir}: feature column(s) {missing} missing; re-materialize the features asset")
     panel = add_targets(panel.select("ts", "symbol", "close", *features), bars, cfg.targets, interval)
+    ohlcv = [c for c in ("open", "high", "low", "volume", "vwap") if c in bars.columns]  # raw-sequence families
+    panel = panel.join(bars.select("ts", "symbol", *ohlcv), on=["ts", "symbol"], how="left")
     assert not any(is_target_like(f) for f in features)
     return panel, features, [d for d in dates if since is None or d >= since]
 
@@ -290,13 +293,13 @@ def plan_model_jobs(
             features = tuple(selections[target][view])
             ret = spec.base_name(cfg.bar_interval_minutes)
             common = {"horizon_bars": spec.horizon_bars, "reach_bars": spec.reach_bars, "features": features}
-            common |= {"ret": ret, "research_only": not spec.tradable}
+            common |= {"ret": ret, "research_only": not spec.tradable, "target_kind": spec.kind}
             if view == "SYMBOL_SPECIFIC":
                 for symbol in d.get("winner_symbols") or []:
                     for family in cfg.ss_families:
                         jobs.append(ModelJob(target, view, family, symbol, **common))
             else:
-                for family in cfg.families:
+                for family in cfg.families_for(target):
                     jobs.append(ModelJob(target, view, family, None, **common))
     return jobs
 
@@ -328,6 +331,7 @@ def train_one(
         "job_id": job_id(job),
         "model_dir": str(directory.relative_to(run_dir)),
     }
+    started = time.perf_counter()
     try:
         meta = train_and_write(
             panel,
@@ -343,14 +347,18 @@ def train_one(
             provenance={**provenance, "data_end": panel["ts"].max().strftime("%Y-%m-%dT%H:%M:%SZ")},
             refit_on_all_data=cfg.holdout.refit_on_all_data,
         )
+        csr = meta.cross_sectional_ranking
+        objective = csr.loss_type if csr is not None and csr.enabled else "pointwise"
         record.update(status="trained", mean_IC=meta.metrics.mean_IC, IC_IR=meta.metrics.IC_IR)
+        record.update(input_mode=meta.input_mode, objective=objective)
     except Exception as exc:  # noqa: BLE001 - one family failing must not lose the run
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=5))
+    record["seconds"] = round(time.perf_counter() - started, 3)  # CV, the fit, holdout scoring and the writes
     write_atomic_json(get_globals_dir(run_dir) / JOBS_DIR / f"{job_id(job)}.json", record)
     return record
 
 
-_LONGEST_FIRST = {"MLP": 0, "CatBoost": 1, "LightGBM": 2, "XGBoost": 3}
+_LONGEST_FIRST = {"Transformer": 0, "LSTM": 1, "MLP": 2, "CatBoost": 3, "LightGBM": 4, "XGBoost": 5}
 """The order a group's fits start in (slowest first, measured on the demo), so the threads finish together."""
 
 

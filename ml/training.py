@@ -24,8 +24,9 @@ from contracts.model_meta import ModelMeta, parse_model_meta
 from contracts.paths import FINGERPRINTS, MODEL_META, REPRODUCIBILITY, get_model_path
 from ml.cv import CVConfig, Holdout, walk_forward_folds
 from ml.families import get_family
+from ml.inputs import ModelInputs, inputs_for, timestamp_groups
 from ml.metrics import EvaluationConfig, cross_sectional_metrics
-from ml.ranking import fold_scores, oos_predictions, score_rows, symbol_metrics, training_rows
+from ml.ranking import fold_scores, oos_predictions, score_rows, symbol_metrics
 from ml.targets import target_end_column
 
 PACKAGES = (
@@ -68,6 +69,8 @@ class ModelJob:
         features: the selected feature list (sorted).
         ret: the forward-return column the cost metrics use (the target itself for a ``fwd_ret`` target).
         research_only: the target starts at the close the features see, which no order can fill at.
+        target_kind: ``fwd_ret`` or the cross-sectional variant the target is (``ml.targets``): a ranking model's
+            ``cross_sectional_ranking.target_type``.
     """
 
     target: str
@@ -79,6 +82,7 @@ class ModelJob:
     features: tuple[str, ...] = ()
     ret: str | None = None
     research_only: bool = False
+    target_kind: str = "fwd_ret"
 
 
 def _view_metrics(
@@ -118,11 +122,13 @@ def train_and_write(
     ``model_meta.metrics`` holds the holdout figures under the contract's names (``mean_IC``, ``IC_IR``, …) and the
     CV figures under ``cv_``-prefixed names.
     """
-    features = sorted(features)
     fam = get_family(job.family)
     p = fam.params(params)
+    features = sorted(features) if fam.input_mode == "features" else []
+    ranking = fam.ranking_loss(p)
     ret = job.ret or job.target
-    rows = training_rows(panel, features, job.target)
+    inputs = inputs_for(job.family, p, panel, features)
+    rows = inputs.rows(panel, job.target)
     if job.symbol is not None:
         rows = rows.filter(pl.col("symbol") == job.symbol)
     development = holdout.development(rows, target_end_column(job.target))
@@ -133,12 +139,12 @@ def train_and_write(
         raise ValueError(f"{job}: no usable row in the holdout from {holdout.describe()['start']}")
     grid = holdout.grid
     folds = walk_forward_folds(development["ts"], cv, job.reach_bars)
-    oos = oos_predictions(development, features, job.target, job.family, p, folds, seed, ret).predictions
+    oos = oos_predictions(development, features, job.target, job.family, p, folds, seed, ret, inputs).predictions
     cv_metrics = _view_metrics(oos, job, evaluation, grid)
     cv_scores = fold_scores(oos, job.horizon_bars, cross_sectional=job.view == "CROSS_SECTIONAL")
 
-    model = fam.fit(development.select(features).to_numpy(), development[job.target].to_numpy(), features, p, seed)
-    metrics = _view_metrics(score_rows(fam, model, held_out, features, job.target, ret), job, evaluation, grid)
+    model = _fit(fam, inputs, development, job.target, features, p, seed)
+    metrics = _view_metrics(score_rows(fam, model, held_out, features, job.target, ret, inputs), job, evaluation, grid)
     window = holdout.describe()
     metrics.update(
         evaluated_on="holdout",
@@ -150,7 +156,7 @@ def train_and_write(
     fitted = development
     if refit_on_all_data:
         fitted = rows
-        model = fam.fit(rows.select(features).to_numpy(), rows[job.target].to_numpy(), features, p, seed)
+        model = _fit(fam, inputs, rows, job.target, features, p, seed)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     model_path = get_model_path(model_dir, job.family)
@@ -179,7 +185,7 @@ def train_and_write(
         "package_versions": package_versions(),
         "n_rows_train": int(fitted.height),
         "n_rows_val": int(held_out.height),
-        "input_mode": "features",
+        **_input_fields(fam, model, ranking, job, metrics, p),
         "model_file": model_path.name,
         "horizon_bars": job.horizon_bars,
         "research_only": job.research_only,
@@ -193,7 +199,7 @@ def train_and_write(
         {
             "model_sha256": checksum,
             "feature_list_sha256": sha256_text(canonical_json(features)),
-            "training_data_sha256": _frame_digest(fitted.select("ts", "symbol", *features, job.target)),
+            "training_data_sha256": _frame_digest(fitted.select("ts", "symbol", *inputs.columns, job.target)),
             "n_rows": int(fitted.height),
         },
     )
@@ -217,6 +223,49 @@ def train_and_write(
     )
     write_atomic_json(model_dir / MODEL_META, meta.to_document())
     return meta
+
+
+def _fit(fam, inputs: ModelInputs, rows: pl.DataFrame, target: str, features: list[str], p: dict, seed: int) -> Any:
+    return fam.fit(inputs.matrix(rows), rows[target].to_numpy(), features, p, seed, groups=timestamp_groups(rows))
+
+
+def _input_fields(fam, model: Any, ranking: str | None, job: ModelJob, metrics: dict, p: dict) -> dict[str, Any]:
+    """The meta's contract-1.3 fields (what the model reads) and its 1.4 ``cross_sectional_ranking`` block.
+
+    The block's ``training_metrics`` are the **holdout** figures of the saved model (``evaluated_on``): ``best_ic``
+    is its holdout mean RankIC (no epoch or round is chosen on the holdout, so nothing better is searched for),
+    ``best_spread`` and ``net_spread`` the top-bottom quantile spread before and after costs in bps per holding
+    period, ``ic_ir`` and ``ic_hit_rate`` the per-timestamp IC's mean over its standard deviation and share of
+    positive timestamps, ``turnover`` the quantile portfolio's one-way turnover per rebalance (fraction),
+    ``epochs_trained`` the epochs (a network) or boosting rounds (trees) of the fit.
+    """
+    out: dict[str, Any] = {"input_mode": fam.input_mode}
+    spec = fam.sequence_spec(model)
+    if spec is not None:
+        out |= {
+            "sequence_length": spec.length,
+            "sequence_channels": list(spec.channels),
+            "sequence_normalization": spec.normalization,
+        }
+    if ranking is not None:
+        out["cross_sectional_ranking"] = {
+            "enabled": True,
+            "target_type": job.target_kind,
+            "loss_type": ranking,
+            "sequence_length": spec.length if spec is not None else None,
+            "normalization": spec.normalization if spec is not None else None,
+            "training_metrics": {
+                "best_ic": metrics["mean_RankIC"],
+                "best_spread": metrics.get("spread_bps"),
+                "epochs_trained": int(p.get("epochs", p.get("num_boost_round", 0))),
+                "ic_ir": metrics.get("IC_IR"),
+                "ic_hit_rate": metrics.get("hit_rate"),
+                "turnover": metrics.get("turnover_frac"),
+                "net_spread": metrics.get("net_spread_bps"),
+                "evaluated_on": "holdout",
+            },
+        }
+    return out
 
 
 def _iso(ts: datetime) -> str:

@@ -537,13 +537,20 @@ def test_no_built_in_policy_picks_research_only_legacy_or_below_the_floor(result
 
     build_catalog(results)
     best = sql(results, "select model_dir from best_models where interval_minutes = 5 order by model_dir")
-    research, legacy, weak = (Path(results) / d for d in best["model_dir"][:3])
+    research, legacy, weak, useless = (Path(results) / d for d in best["model_dir"][:4])
     _rewrite_meta(research, research_only=True)
     _rewrite_meta(legacy, metrics={"evaluated_on": None})  # a model from before holdouts
     _rewrite_meta(weak, metrics={"t_stat": 1.5})  # under the floor
+    block = {"enabled": True, "target_type": "cs_percentile", "loss_type": "lambdarank"}
+    metrics = {"best_ic": -0.01, "best_spread": -0.1, "epochs_trained": 10}
+    # a ranking model without skill (rule 7: best_ic should be > 0): indexed, never picked
+    _rewrite_meta(useless, cross_sectional_ranking={**block, "training_metrics": metrics})
     _settle()
     build_catalog(results)
-    gone = {p.relative_to(results).as_posix() for p in (research, legacy, weak)}
+    assert sql(results, f"select cs_ranking_best_ic from models where model_dir = '{useless.relative_to(results)}'")[
+        "cs_ranking_best_ic"
+    ].to_list() == [-0.01]
+    gone = {p.relative_to(results).as_posix() for p in (research, legacy, weak, useless)}
     for name in POLICIES:
         assert not set(select_models(results, name, 5.0)) & gone, name
     listed = set(sql(results, "select model_dir from best_models")["model_dir"])

@@ -467,6 +467,20 @@ RULE_VIOLATIONS = [
         "cross_sectional_ranking.training_metrics",
         7,
     ),
+    (
+        "csr-length-differs",
+        full_meta,
+        _set("cross_sectional_ranking.sequence_length", 32),
+        "cross_sectional_ranking.sequence_length",
+        7,
+    ),
+    (
+        "csr-normalization-differs",
+        full_meta,
+        _set("cross_sectional_ranking.normalization", "minmax"),
+        "cross_sectional_ranking.normalization",
+        7,
+    ),
     ("ss-no-symbol", symbol_meta, _drop("symbol"), "symbol", "view"),
     ("ss-route-no-symbol", minimal_meta, _set("route", "SYMBOL_SPECIFIC"), "symbol", "view"),
     ("cs-with-symbol", full_meta, _set("symbol", "AAPL"), "symbol", "view"),
@@ -509,6 +523,13 @@ SCHEMA_ERRORS = [
         _set("cross_sectional_ranking.training_metrics.epochs_trained", "many"),
         "cross_sectional_ranking.training_metrics.epochs_trained",
     ),
+    (
+        "csr-best-ic-string",
+        _set("cross_sectional_ranking.training_metrics.best_ic", "0.05"),
+        "cross_sectional_ranking.training_metrics.best_ic",
+    ),
+    ("csr-enabled-string", _set("cross_sectional_ranking.enabled", "yes"), "cross_sectional_ranking.enabled"),
+    ("csr-loss-number", _set("cross_sectional_ranking.loss_type", 3), "cross_sectional_ranking.loss_type"),
     (
         "csr-best-ic-missing",
         _drop("cross_sectional_ranking.training_metrics.best_ic"),
@@ -1205,6 +1226,8 @@ EXTENSIONS = {
     "LSTM": ".pt",
     "Transformer": ".pt",
     "CSRanker": ".pt",
+    "LightGBMRanker": ".txt",
+    "XGBoostRanker": ".json",
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.aliases import set_alias
+from catalog.aliases import clear_alias, list_aliases, set_alias
 from catalog.query import sql
 from live.config import EngineConfig, load_engine_config
 from live.ledger.reader import LedgerReader
@@ -28,6 +28,11 @@ def _cfg(**over) -> EngineConfig:
 
 
 def _dirs(results: Path) -> dict[str, str]:
+    """TARGET's candidates by family; the other champions are cleared, so the champions policy trades TARGET alone
+    (the demo's ranking target trades at the same holding)."""
+    for alias in list_aliases(results)["alias"].to_list():
+        if alias.startswith("champion.") and alias != ALIAS:
+            clear_alias(results, alias, note="tests trade one target")
     df = sql(results, "select family, model_dir from pick_candidates where target = ? and view = 'CROSS_SECTIONAL'",
              [TARGET])  # fmt: skip
     return dict(zip(df["family"], df["model_dir"], strict=True))

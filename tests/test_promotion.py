@@ -49,7 +49,8 @@ def test_a_better_challenger_is_promoted_and_a_worse_one_is_not(results_copy):
 
     # the champions policy trades what the aliases point at: one model per target
     from_open = get_alias(results_copy, champion_alias("fwd_ret_5m_from_open"))
-    assert select_models(results_copy, "champions", 5.0) == [strong, from_open]  # by alias name
+    ranked = get_alias(results_copy, champion_alias("cs_percentile_fwd_ret_5m_from_open"))
+    assert select_models(results_copy, "champions", 5.0) == [ranked, strong, from_open]  # by alias name
 
 
 def test_the_pipeline_names_the_first_champions_and_a_repeat_is_a_no_op(results_copy):

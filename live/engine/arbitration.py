@@ -2,9 +2,9 @@
 
 * A return forecast (a ``fwd_ret`` target: a fraction) is ``1e4 * forecast`` bps; a cross-sectional model's
   forecasts are demeaned across symbols first (its information is relative; the market's move is not traded).
-* A score (z, rank: ``cs_zscore`` / ``cs_percentile`` / ``vol_scaled`` targets) is not a return: it becomes
-  ``alpha = IC * sigma_bps * z`` with ``IC`` the blend's IC estimate and ``sigma_bps`` the symbol's volatility
-  over the horizon.
+* A score (z, rank: ``cs_zscore`` / ``cs_percentile`` / ``vol_scaled`` targets, and the cross-sectional z-scores
+  of every ranking model, ``live.inference``) is not a return: it becomes ``alpha = IC * sigma_bps * z`` with
+  ``IC`` the blend's IC estimate and ``sigma_bps`` the symbol's volatility over the horizon.
 * Targets whose return windows lie in the holding horizon add up; views of one target (pooled and per symbol)
   are averaged.
 * ``cost_bps = half_spread_bps + impact_coef * sigma_bps * sqrt(participation)`` with participation the share of

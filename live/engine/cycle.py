@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -27,6 +28,7 @@ from live.broker.base import Fill, Order
 from live.config import EngineConfig
 from live.engine import arbitration, blending, records, sizing
 from live.features import FeatureBuffer
+from live.inference import CrossSectionalRankingPredictor
 from live.loader import LoadedModel
 from live.risk.limits import ACTIVE, HALTED, RiskState, assess, pre_trade, trip
 from ml.metrics import row_ic
@@ -65,6 +67,14 @@ class TradedModel:
     @property
     def symbol(self) -> str | None:
         return self.loaded.meta.symbol
+
+    @cached_property
+    def predict(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The model's inference path (``live.inference``): a ranking model's scores of one timestamp come back as
+        cross-sectional z-scores, any other model's as its family predicts them."""
+        if self.loaded.ranking:
+            return CrossSectionalRankingPredictor(self.loaded).predict
+        return self.loaded.predict
 
 
 def model_changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
@@ -162,8 +172,11 @@ class Engine:
     def buffer_for(models: list[TradedModel]) -> FeatureBuffer:
         """An empty feature buffer for ``models`` (its ``history_bars`` says how many bar timestamps it keeps)."""
         max_reach = max((m.spec.reach_bars for m in models), default=1)
+        longest_window = max((m.loaded.sequence.length for m in models if m.loaded.sequence), default=0)
         return FeatureBuffer(
-            (f for m in models for f in m.loaded.meta.feature_list), min_bars=max(VOL_WINDOW_BARS + 1, max_reach + 2)
+            (f for m in models for f in m.loaded.meta.feature_list),
+            min_bars=max(VOL_WINDOW_BARS + 1, max_reach + 2),
+            sequence_bars=longest_window,
         )
 
     def replace_models(self, models: list[TradedModel], from_cycle: int, buffer: FeatureBuffer) -> list[tuple]:
@@ -234,21 +247,26 @@ class Engine:
         for etype, msg in assess(self.state.risk, equity, prev, day, self.cfg.risk):
             events.append((etype, "critical" if etype == "kill_switch" else "warning", msg, {}))
 
-        # prediction: one feature matrix per distinct feature list, sliced per model
-        rows = self.buffer.rows()
+        # prediction: one input array per distinct feature list or window, sliced per model
+        rows = self.buffer.rows() if self.buffer.feature_names else bars_at_ts.select("ts", "symbol")
         row_syms = rows["symbol"].to_list()
         row_pos = {s: i for i, s in enumerate(row_syms)}
         row_universe = np.array([self.index.get(s, -1) for s in row_syms], dtype=np.int64)
-        matrices: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+        matrices: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
         scores: dict[str, np.ndarray] = {}
         incomplete: dict[str, list[str]] = {}
         for m in self.models:
             if m.key in self.state.quarantined:
                 continue
-            features = tuple(m.loaded.meta.feature_list)
-            if features not in matrices:
-                matrices[features] = FeatureBuffer.matrix(rows, list(features))
-            X_all, complete_all = matrices[features]
+            window = m.loaded.sequence
+            inputs = window if window is not None else tuple(m.loaded.meta.feature_list)
+            if inputs not in matrices:
+                matrices[inputs] = (
+                    self.buffer.sequences.windows(row_syms, window)
+                    if window is not None
+                    else FeatureBuffer.matrix(rows, list(inputs))
+                )
+            X_all, complete_all = matrices[inputs]
             if m.symbol:
                 sel = np.array([row_pos[m.symbol]] if m.symbol in row_pos else [], dtype=np.int64)
             else:
@@ -261,7 +279,7 @@ class Engine:
             out = np.full(n, np.nan)
             if complete.any():
                 try:
-                    pred = np.asarray(m.loaded.predict(X_all[sel[complete]]), dtype=float).ravel()
+                    pred = np.asarray(m.predict(X_all[sel[complete]]), dtype=float).ravel()
                     if not np.isfinite(pred).all():
                         raise ValueError("non-finite prediction")
                 except Exception as exc:  # noqa: BLE001 - one model must not stop the cycle
@@ -522,7 +540,7 @@ class Engine:
             cov = np.eye(k)  # one symbol per model: no cross-section to estimate a correlation on
         w = blending.ridge_weights(mu, cov, self.cfg.blend.ridge_lambda)
         score, ic = blending.blend(Z, w, mu, cov)
-        if self.specs[target].kind == "fwd_ret":
+        if self.specs[target].kind == "fwd_ret" and not any(m.loaded.ranking for m in fam):  # all return forecasts
             present = np.isfinite(raw)
             ww = np.where(present, w[:, None], 0.0)
             tot = ww.sum(axis=0)

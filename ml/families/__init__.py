@@ -17,6 +17,10 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "Ridge": ("ml.families.linear_family", "RidgeFamily"),
     "ElasticNet": ("ml.families.linear_family", "ElasticNetFamily"),
     "MLP": ("ml.families.mlp_family", "MLPFamily"),
+    "LightGBMRanker": ("ml.families.ranker_family", "LightGBMRankerFamily"),
+    "XGBoostRanker": ("ml.families.ranker_family", "XGBoostRankerFamily"),
+    "LSTM": ("ml.families.sequence_family", "LSTMFamily"),
+    "Transformer": ("ml.families.sequence_family", "TransformerFamily"),
 }
 
 

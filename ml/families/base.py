@@ -1,4 +1,10 @@
-"""The interface every model family implements: fit, predict, save in its native format, load."""
+"""The interface every model family implements: fit, predict, save in its native format, load.
+
+A family reads one of two inputs (``input_mode``, contract 1.3): rows of the feature table (``X`` is rows ×
+features) or raw OHLCV windows (``X`` is windows × bars × channels, normalised by :mod:`ml.sequences`). Its objective
+is pointwise (a score per row) or a ranking over timestamp groups (contract 1.4): ``fit`` then receives ``groups``,
+one id per row (the row's timestamp), and only the order of the scores within one group means anything.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ class ModelFamily(ABC):
 
     name: str
     default_params: dict[str, Any] = {}
+    input_mode: str = "features"
+    """``features`` (the feature table) or ``raw_sequence`` (OHLCV windows)."""
 
     @property
     def extension(self) -> str:
@@ -26,8 +34,17 @@ class ModelFamily(ABC):
         return {**self.default_params, **(overrides or {})}
 
     @abstractmethod
-    def fit(self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int) -> Any:
-        """Train on float64 ``X`` (rows × features, NaN allowed only where the family handles it)."""
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        groups: np.ndarray | None = None,
+    ) -> Any:
+        """Train on float64 ``X`` (rows × features, NaN allowed only where the family handles it). ``groups`` holds
+        each row's timestamp id; a ranking objective groups by it, a pointwise one ignores it."""
 
     @abstractmethod
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
@@ -45,6 +62,15 @@ class ModelFamily(ABC):
     def load_bytes(self, data: bytes) -> Any:
         """A model from the bytes of a file :meth:`save` wrote. Live trading hashes the bytes it read once, checks
         them against the catalog, and loads exactly those: what was verified is what runs."""
+
+    def ranking_loss(self, params: dict[str, Any]) -> str | None:
+        """The ranking objective ``params`` train with (the meta's ``cross_sectional_ranking.loss_type``), or
+        ``None`` for a pointwise objective."""
+        return None
+
+    def sequence_spec(self, model: Any) -> Any:
+        """The :class:`ml.sequences.SequenceSpec` a raw-sequence model was fitted on (``None`` for a feature model)."""
+        return None
 
     def importance(self, model: Any, feature_names: list[str]) -> dict[str, float]:
         """Feature importance normalised to sum to 1 (empty when the family has none)."""

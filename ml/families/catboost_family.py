@@ -25,7 +25,13 @@ class CatBoostFamily(ModelFamily):
     }
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        groups: np.ndarray | None = None,
     ) -> CatBoostRegressor:
         p = dict(params)
         p.setdefault("thread_count", 1)

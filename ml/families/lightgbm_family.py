@@ -30,7 +30,13 @@ class LightGBMFamily(ModelFamily):
     }
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        groups: np.ndarray | None = None,
     ) -> lgb.Booster:
         p = dict(params)
         rounds = int(p.pop("num_boost_round"))

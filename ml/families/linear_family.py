@@ -53,7 +53,13 @@ class _LinearFamily(ModelFamily):
         raise NotImplementedError
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        groups: np.ndarray | None = None,
     ) -> Pipeline:
         pipeline = Pipeline(
             [

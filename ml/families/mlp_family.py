@@ -12,9 +12,6 @@ the **de-standardised** score (``net(x) * y_std + y_mean``), i.e. in the target'
 from __future__ import annotations
 
 import io
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ import torch
 from torch import nn
 
 from ml.families.base import ModelFamily, normalise_importance
+from ml.families.torch_runtime import torch_threads
 
 _PREDICT_BATCH = 65536
 _IMPORTANCE_SAMPLE = 4096
@@ -38,23 +36,6 @@ def _build_net(n_features: int, hidden: list[int], dropout: float) -> nn.Sequent
         width = h
     layers.append(nn.Linear(width, 1))
     return nn.Sequential(*layers)
-
-
-_TORCH_STATE = threading.RLock()
-"""Held while torch runs: its intra-op thread count and its global RNG (weight init, dropout) are process-wide, so
-fits on several threads (``ml.parallel``) take turns; every other family runs beside them."""
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` intra-op threads, restoring the process setting afterwards (holding :data:`_TORCH_STATE`)."""
-    with _TORCH_STATE:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(n)))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
 
 
 @dataclass
@@ -135,7 +116,13 @@ class MLPFamily(ModelFamily):
     }
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        groups: np.ndarray | None = None,
     ) -> MLPModel:
         p = {**self.default_params, **params}
         X = np.asarray(X, dtype=float)
@@ -159,7 +146,7 @@ class MLPFamily(ModelFamily):
         hidden = [int(h) for h in p["hidden"]]
         dropout = float(p["dropout"])
         batch_size = max(1, int(p["batch_size"]))
-        with _torch_threads(int(p["num_threads"])), torch.random.fork_rng(devices=[]):
+        with torch_threads(int(p["num_threads"])), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             generator = torch.Generator().manual_seed(int(seed))
             net = _build_net(n_features, hidden, dropout)
@@ -194,7 +181,7 @@ class MLPFamily(ModelFamily):
         Z = model.transform(X)
         model.net.eval()
         out = np.empty(Z.shape[0], dtype=float)
-        with _torch_threads(int(self.default_params["num_threads"])), torch.inference_mode():
+        with torch_threads(int(self.default_params["num_threads"])), torch.inference_mode():
             for start in range(0, Z.shape[0], _PREDICT_BATCH):
                 chunk = model.net(Z[start : start + _PREDICT_BATCH]).squeeze(-1)
                 out[start : start + chunk.shape[0]] = chunk.double().numpy()
@@ -219,7 +206,7 @@ class MLPFamily(ModelFamily):
         generator = torch.Generator().manual_seed(0)
         Z = torch.randn(_IMPORTANCE_SAMPLE, model.n_features, generator=generator).requires_grad_(True)
         model.net.eval()
-        with _torch_threads(int(self.default_params["num_threads"])), torch.enable_grad():
+        with torch_threads(int(self.default_params["num_threads"])), torch.enable_grad():
             model.net(Z).sum().backward()
         sensitivity = Z.grad.abs().mean(dim=0).double().numpy()
         return normalise_importance(sensitivity, feature_names)

@@ -34,7 +34,13 @@ class XGBoostFamily(ModelFamily):
     }
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict[str, Any], seed: int
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        params: dict[str, Any],
+        seed: int,
+        groups: np.ndarray | None = None,
     ) -> xgb.Booster:
         p = dict(params)
         rounds = int(p.pop("num_boost_round", 150))
