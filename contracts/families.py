@@ -27,12 +27,14 @@ class FamilySpec:
     def is_ranking(self, params: dict | None = None) -> bool:
         """Whether the family trains with a ranking objective under ``params`` (its hyper-parameters)."""
         if self.objective == "loss":
-            return (params or {}).get("loss", "mse") in RANKING_LOSSES
+            return (params or {}).get("loss", POINTWISE_LOSS) in RANKING_LOSSES
         return self.objective == "ranking"
 
 
+POINTWISE_LOSS = "mse"
+"""The torch families' pointwise loss, their default ``loss`` hyper-parameter."""
 RANKING_LOSSES = ("pairwise_logistic", "listwise_softmax")
-"""The torch families' ranking losses (``loss`` hyper-parameter); ``mse`` is their pointwise one."""
+"""The torch families' ranking losses (``loss`` hyper-parameter)."""
 
 
 FAMILIES: dict[str, FamilySpec] = {

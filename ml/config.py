@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contracts.families import canonical_family, family_spec
+from contracts.families import POINTWISE_LOSS, RANKING_LOSSES, canonical_family, family_spec
 from contracts.io import canonical_json, sha256_text
 from contracts.model_meta import CS_TARGET_TYPES
 from ml.cv import CVConfig, HoldoutConfig
@@ -100,7 +100,8 @@ class RunConfig(BaseModel):
             ``cs_percentile``, ``cs_zscore`` or ``vol_scaled`` target.
         target_families: per target name, the families its CROSS_SECTIONAL view trains instead of ``families``
             (e.g. a ranking target's rankers and sequence models; ``{}``).
-        symbol_specific_families: families trained per symbol (``None`` = ``families``).
+        symbol_specific_families: families trained per symbol (``None`` = the feature-table, pointwise ones of
+            ``families``; a ranking or raw-sequence family here is an error).
         ranking_families: families that rank targets and score per-symbol skill (at least two, so that the
             feature-importance consensus is one).
         family_params: per-family hyper-parameter overrides for the final models.
@@ -196,12 +197,17 @@ class RunConfig(BaseModel):
         unknown = sorted(set(self.target_families) - set(names))
         if unknown:
             raise ValueError(f"target_families names target(s) {unknown} that are not in targets ({names})")
+        for fam, params in self.family_params.items():
+            loss = params.get("loss", POINTWISE_LOSS)
+            if family_spec(fam).objective == "loss" and loss not in (POINTWISE_LOSS, *RANKING_LOSSES):
+                raise ValueError(
+                    f"family_params.{fam}.loss: {loss!r}; choose one of {(POINTWISE_LOSS, *RANKING_LOSSES)}"
+                )
         for fam in self.ranking_families:
             if family_spec(fam).input_mode != "features":
                 raise ValueError(f"ranking_families: {fam} reads raw sequences; target ranking reads the feature table")
-        for fam in self.ss_families:
-            spec = family_spec(fam)
-            if spec.input_mode != "features" or spec.is_ranking(self.family_params.get(fam)):
+        for fam in self.symbol_specific_families or ():
+            if not self._per_symbol(fam):
                 raise ValueError(
                     f"symbol_specific_families: {fam} is a ranking or raw-sequence family, trained for "
                     "CROSS_SECTIONAL views only (a ranking needs a cross-section)"
@@ -227,9 +233,17 @@ class RunConfig(BaseModel):
         """The bar interval in minutes (the config's, or the synthetic market's)."""
         return float(self.interval_minutes if self.interval_minutes is not None else self.market.interval_minutes)
 
+    def _per_symbol(self, family: str) -> bool:
+        """Whether ``family`` can train one symbol's model: it reads features with a pointwise objective."""
+        spec = family_spec(family)
+        return spec.input_mode == "features" and not spec.is_ranking(self.family_params.get(family))
+
     @property
     def ss_families(self) -> tuple[str, ...]:
-        return self.symbol_specific_families if self.symbol_specific_families is not None else self.families
+        """The families trained per symbol: ``symbol_specific_families``, else those of ``families`` that can."""
+        if self.symbol_specific_families is not None:
+            return self.symbol_specific_families
+        return tuple(f for f in self.families if self._per_symbol(f))
 
     def target_names(self) -> list[str]:
         return [t.name(self.bar_interval_minutes) for t in self.targets]

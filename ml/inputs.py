@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from contracts.families import family_spec
-from ml.sequences import SequenceSpec, sequence_inputs
+from ml.sequences import SequenceSpec, sequence_inputs, spec_from_params
 
 ROW = "__panel_row"
 
@@ -72,9 +72,7 @@ class SequenceInputs:
 def inputs_for(family: str, params: dict, panel: pl.DataFrame, features: list[str]) -> ModelInputs:
     """The inputs ``family`` reads under ``params`` (its hyper-parameters, defaults applied)."""
     if family_spec(family).input_mode == "raw_sequence":
-        from ml.families.sequence_family import SequenceFamily
-
-        return SequenceInputs(panel, SequenceFamily.spec_of(params))
+        return SequenceInputs(panel, spec_from_params(params))
     return FeatureInputs(features)
 
 

@@ -86,6 +86,16 @@ class SequenceSpec(BaseModel):
             raise ValueError(f"{field}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
+def spec_from_params(params: dict) -> SequenceSpec:
+    """The window a raw-sequence family's hyper-parameters ask for (``sequence_length``, ``channels``,
+    ``normalization``)."""
+    return SequenceSpec(
+        length=int(params["sequence_length"]),
+        channels=tuple(params["channels"]),
+        normalization=params["normalization"],
+    )
+
+
 def raw_windows(frame: pl.DataFrame, spec: SequenceSpec) -> tuple[np.ndarray, np.ndarray]:
     """One raw window per row of ``frame`` (``ts``, ``symbol`` and the channels; any row order).
 

@@ -16,7 +16,7 @@ from contracts.model_meta import parse_model_meta
 from live.config import load_engine_config
 from live.inference import cross_sectional_z, serving_path
 from live.ledger.reader import LedgerReader
-from live.loader import ModelLoadError, load_model, load_selected
+from live.loader import ModelLoadError, load_model, load_selected, select_models
 from live.runner import run_live
 from ml.lake import read_table, table_dir
 from ml.sequences import SequenceSpec, sequence_inputs
@@ -112,3 +112,22 @@ def test_a_ranking_model_without_skill_is_indexed_but_refused_at_load(live_copy:
     assert _dir(live_copy, "LightGBMRanker") not in picked
     with pytest.raises(ModelLoadError, match=r"best_ic is -0.004 <= 0"):
         load_model(live_copy, _dir(live_copy, "LightGBMRanker"), interval_minutes=5.0)
+
+
+def test_the_catalog_indexes_the_new_fields_and_the_default_policy_picks_both(live_results: Path) -> None:
+    rows = sql(
+        live_results,
+        "select family, input_mode, sequence_length, sequence_normalization, cs_ranking_enabled, "
+        "cs_ranking_target_type, cs_ranking_loss_type, cs_ranking_best_ic, mean_rank_ic, cs_ranking_epochs_trained "
+        f"from models where target = '{RANKING_TARGET}' order by family",
+    ).to_dicts()
+    lstm, ranker = rows[0], rows[1]
+    assert (lstm["family"], lstm["input_mode"], lstm["sequence_length"]) == ("LSTM", "raw_sequence", 16)
+    assert lstm["sequence_normalization"] == "returns" and lstm["cs_ranking_loss_type"] == "listwise_softmax"
+    assert (ranker["family"], ranker["input_mode"], ranker["sequence_length"]) == ("LightGBMRanker", "features", None)
+    assert ranker["cs_ranking_loss_type"] == "lambdarank"
+    for r in rows:
+        assert r["cs_ranking_enabled"] and r["cs_ranking_target_type"] == "cs_percentile"
+        assert r["cs_ranking_best_ic"] == r["mean_rank_ic"] > 0
+    picked = select_models(live_results, "holdout_per_family", 5.0)
+    assert {_dir(live_results, "LSTM"), _dir(live_results, "LightGBMRanker")} <= set(picked)

@@ -1292,8 +1292,13 @@ def test_load_demo_config():
         "fwd_ret_5m_delay10m",
         "fwd_ret_15m_delay15m",
         "fwd_ret_30m_delay30m",
+        "cs_percentile_fwd_ret_5m_from_open",
         "fwd_ret_5m",
     ]
+    # the ranking target trains a ranker on the features and an LSTM on raw OHLCV windows, with a ranking loss
+    assert cfg.families_for("cs_percentile_fwd_ret_5m_from_open") == ("LightGBMRanker", "LSTM")
+    assert cfg.families_for("fwd_ret_5m") == cfg.families
+    assert cfg.family_params["LSTM"]["loss"] == "listwise_softmax"
     assert cfg.target_spec("fwd_ret_15m_delay15m") == TargetSpec(horizon_bars=3, delay_bars=3)
     assert cfg.target_spec("fwd_ret_5m_from_open") == TargetSpec(horizon_bars=1, entry="next_open")
     # only the close-to-close target at delay 0 is research-only: no order fills at the close the features see

@@ -38,6 +38,7 @@ def _config(seed: int) -> RunConfig:
         family_params={**SEQUENCE, "LightGBMRanker": {"num_boost_round": 100, "num_leaves": 7}},
         ranking_families=("ElasticNet", "Ridge"),
         evaluation={"cost_bps": 0.25},
+        cv={"n_folds": 2},  # what is measured here is the holdout; two walk-forward folds route as well as three
     )
 
 
@@ -100,3 +101,28 @@ def test_the_metas_carry_contract_1_3_and_1_4_fields_measured_on_the_holdout(out
     assert metas[(SIGNAL.name(5), "LSTM")]["cross_sectional_ranking"]["loss_type"] == "listwise_softmax"
     assert metas[(SIGNAL.name(5), "LightGBMRanker")]["cross_sectional_ranking"]["loss_type"] == "lambdarank"
     assert metas[(SIGNAL.name(5), "LSTM")]["cross_sectional_ranking"]["training_metrics"]["epochs_trained"] == 6
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"families": ("LightGBMRanker",)}, r"families: LightGBMRanker trains a ranking objective.*'fwd_ret_5m'"),
+        (
+            {"target_families": {"fwd_ret_5m": ("LSTM",)}, "family_params": {"LSTM": {"loss": "pairwise_logistic"}}},
+            r"target_families.fwd_ret_5m: LSTM trains a ranking objective",
+        ),
+        ({"target_families": {"fwd_ret_9m": ("LSTM",)}}, r"target_families names target\(s\) \['fwd_ret_9m'\]"),
+        ({"ranking_families": ("LSTM", "Ridge")}, "ranking_families: LSTM reads raw sequences"),
+        ({"symbol_specific_families": ("XGBoostRanker",)}, "symbol_specific_families: XGBoostRanker"),
+        ({"family_params": {"Transformer": {"loss": "hinge"}}}, r"family_params.Transformer.loss: 'hinge'"),
+    ],
+)
+def test_the_run_config_refuses_what_cannot_train_and_names_the_field(changes, match) -> None:
+    base = {"targets": ({"horizon_bars": 1},), "families": ("Ridge",)}
+    with pytest.raises(ValueError, match=match):
+        RunConfig.model_validate({**base, **changes})
+
+
+def test_a_pointwise_sequence_model_may_train_on_a_return_target() -> None:
+    cfg = RunConfig.model_validate({"targets": ({"horizon_bars": 1},), "families": ("LSTM", "Ridge")})
+    assert cfg.families_for("fwd_ret_5m") == ("LSTM", "Ridge")

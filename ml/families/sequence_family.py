@@ -28,15 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from contracts.families import RANKING_LOSSES
+from contracts.families import POINTWISE_LOSS, RANKING_LOSSES
 from ml.families.base import ModelFamily
 from ml.families.torch_runtime import torch_threads, training_device
 from ml.ranking_losses import group_index, ranking_loss
-from ml.sequences import SequenceSpec
+from ml.sequences import SequenceSpec, spec_from_params
 
 _PREDICT_BATCH = 8192
 _KEYS = ("arch", "state_dict", "sequence_length", "channels", "normalization", "hidden", "layers", "input_mean")
-LOSSES = ("mse", *RANKING_LOSSES)
+LOSSES = (POINTWISE_LOSS, *RANKING_LOSSES)
 
 
 class LSTMNet(nn.Module):
@@ -153,7 +153,7 @@ class SequenceFamily(ModelFamily):
         "sequence_length": 16,
         "channels": ["open", "high", "low", "close", "volume"],
         "normalization": "returns",
-        "loss": "mse",
+        "loss": POINTWISE_LOSS,
         "hidden": 16,
         "layers": 1,
         "heads": 2,
@@ -167,15 +167,6 @@ class SequenceFamily(ModelFamily):
         "device": "auto",
         "num_threads": 1,
     }
-
-    @staticmethod
-    def spec_of(params: dict[str, Any]) -> SequenceSpec:
-        """The window the hyper-parameters ask for."""
-        return SequenceSpec(
-            length=int(params["sequence_length"]),
-            channels=tuple(params["channels"]),
-            normalization=params["normalization"],
-        )
 
     def ranking_loss(self, params: dict[str, Any]) -> str | None:
         loss = {**self.default_params, **params}["loss"]
@@ -196,7 +187,7 @@ class SequenceFamily(ModelFamily):
         groups: np.ndarray | None = None,
     ) -> SequenceModel:
         p = {**self.default_params, **params}
-        spec = self.spec_of(p)
+        spec = spec_from_params(p)
         loss = p["loss"]
         ranked = self.ranking_loss(p) is not None
         if ranked and groups is None:
