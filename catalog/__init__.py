@@ -5,7 +5,17 @@ Files under RESULTS are the record; ``RESULTS/catalog.duckdb`` can always be reb
 
 from catalog.aliases import alias_history, clear_alias, get_alias, list_aliases, set_alias
 from catalog.indexer import IndexReport, build_catalog, catalog_path
-from catalog.query import best_models, connect, format_table, models, rejected, runs, sql, sql_arrow
+from catalog.query import (
+    best_models,
+    connect,
+    explain_no_match,
+    format_table,
+    models,
+    rejected,
+    runs,
+    sql,
+    sql_arrow,
+)
 
 __all__ = [
     "IndexReport",
@@ -15,6 +25,7 @@ __all__ = [
     "catalog_path",
     "clear_alias",
     "connect",
+    "explain_no_match",
     "format_table",
     "get_alias",
     "list_aliases",

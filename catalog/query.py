@@ -45,7 +45,7 @@ def connect(results: str | Path) -> duckdb.DuckDBPyConnection:
 
 
 class CatalogQueryError(ValueError):
-    """A query the catalog refused or could not run; the message is DuckDB's first line (what and why)."""
+    """A query the catalog refused or could not run; the message is DuckDB's (what and why) with its hint line."""
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None) -> pa.Table:
@@ -55,7 +55,14 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list | dict | Non
             raise CatalogQueryError("the statement returns no rows; query the catalog with a SELECT")
         return rel.to_arrow_table()
     except duckdb.Error as exc:
-        raise CatalogQueryError(_first_line(exc)) from None
+        raise CatalogQueryError(_hint_lines(exc)) from None
+
+
+def _hint_lines(exc: BaseException) -> str:
+    """DuckDB's message and its hint ("Did you mean …"), without the echoed query lines."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("LINE ")]
+    lines = [ln for ln in lines if not ln.startswith("^")]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:
@@ -102,12 +109,30 @@ def sql(results: str | Path, query: str, params: list | dict | None = None) -> p
 
 
 def _where(filters: dict[str, object]) -> tuple[str, list]:
+    """Equality filters, case-insensitive (``cross_sectional`` matches ``CROSS_SECTIONAL``, ``ridge`` Ridge)."""
     clauses, params = [], []
     for column, value in filters.items():
         if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+            clauses.append(f"lower({column}) = lower(?)")
+            params.append(str(value))
     return (" where " + " and ".join(clauses)) if clauses else "", params
+
+
+def explain_no_match(results: str | Path, filters: dict[str, object]) -> str:
+    """Why filters of ``models`` matched nothing: each filter that matches no model alone, with the values there are
+    (or, when each matches alone, that their combination matches none)."""
+    given = {k: v for k, v in filters.items() if v is not None}
+    reasons = []
+    for column, value in given.items():
+        where, params = _where({column: value})
+        if sql(results, f"select count(*) as n from models{where}", params)["n"][0] == 0:
+            known = sql(results, f"select distinct {column} as v from models where {column} is not null order by 1")
+            values = known["v"].to_list()
+            shown = ", ".join(map(str, values[:12])) + (f", … ({len(values)} in all)" if len(values) > 12 else "")
+            reasons.append(f"no model has {column} = {value!r} (matched without regard to case); known: {shown}")
+    if not reasons:
+        reasons.append(f"each filter matches models, but none matches all of {given} together")
+    return "no model matched: " + "; ".join(reasons)
 
 
 MODEL_SUMMARY_COLUMNS = (
@@ -153,11 +178,18 @@ def rejected(results: str | Path) -> pl.DataFrame:
     return sql(results, "select path, kind, reason, seen_at from rejected order by path")
 
 
+def is_path_column(name: str) -> bool:
+    """A column holding a path a later command takes (``model_dir``, ``run_dir``, ``model_path``, …): never cut."""
+    return name.endswith(("_dir", "_path")) or name in ("path", "reused_from")
+
+
 def format_table(df: pl.DataFrame, max_rows: int = 50, max_width: int = 60) -> str:
-    """A plain-text table of ``df`` (header, separator, rows) for the terminal."""
+    """A plain-text table of ``df`` (header, separator, rows) for the terminal. Cells longer than ``max_width`` are
+    cut with "…", except paths (:func:`is_path_column`), which a later command may need whole."""
     shown = df.head(max_rows)
     cols = shown.columns
-    cells = [[_cell(v, max_width) for v in row] for row in shown.iter_rows()]
+    widths_max = [10**9 if is_path_column(c) else max_width for c in cols]
+    cells = [[_cell(v, w) for v, w in zip(row, widths_max, strict=True)] for row in shown.iter_rows()]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
     lines = [" | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)), "-+-".join("-" * w for w in widths)]
     lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]

@@ -1,15 +1,20 @@
 """``foxlake``: demo, materialize, catalog, live replay, bridge and contracts commands.
 
-Every command honours ``FOXLAKE_RESULTS`` (default ``./RESULTS``) unless ``--results`` is given.
+Every command honours ``FOXLAKE_RESULTS`` (default ``./RESULTS``) unless ``--results`` is given; the global options
+(``--results DIR``, ``--debug``) may come anywhere on the line. A user error (bad SQL, a bad landing file, a bad
+config, an unknown policy, …) prints one or two lines naming the file, field or line and exits with status 2;
+``--debug`` shows the traceback too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from contracts.paths import results_root
@@ -96,9 +101,14 @@ def cmd_catalog_models(args: argparse.Namespace) -> int:
     from catalog.query import MODEL_SUMMARY_COLUMNS
 
     columns = "*" if args.all_columns else MODEL_SUMMARY_COLUMNS
-    df = models(_results(args), target=args.target, view=args.view, family=args.family, symbol=args.symbol,
-                run_dir=args.run_dir, columns=columns)  # fmt: skip
+    filters = {"target": args.target, "view": args.view, "family": args.family, "symbol": args.symbol,
+               "run_dir": args.run_dir}  # fmt: skip
+    df = models(_results(args), **filters, columns=columns)
     _print_frame(df, args)
+    if df.height == 0 and any(v is not None for v in filters.values()):
+        from catalog import explain_no_match
+
+        print(explain_no_match(_results(args), filters), file=sys.stderr)
     return 0
 
 
@@ -371,9 +381,67 @@ def cmd_contracts_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("foxlake")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a readable message for a missing subcommand ("choose a command: …")."""
+
+    def error(self, message: str):
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and f"required: {action.dest}" in message:
+                message = f"choose a command: {', '.join(action.choices)}"
+        super().error(message)
+
+
+OPTION_HELP = {
+    "--config": f"run config YAML (default {DEFAULT_CONFIG})",
+    "--json": "print JSON instead of a table",
+    "--max-rows": "rows to print (default 50)",
+    "--account": "the ledger RESULTS/live/<account> (default paper)",
+    "--note": "why, kept in the alias history",
+    "--by": "who (default: $FOXLAKE_USER or the login name)",
+    "--max-cycles": "stop after this many cycles",
+    "--interval-minutes": "live bar interval in minutes (default: the config's)",
+    "--reason": "why (kept with the command in the ledger)",
+    "--target": "only this target (any case)",
+    "--view": "only this view: CROSS_SECTIONAL or SYMBOL_SPECIFIC (any case)",
+    "--family": "only this family (any case)",
+    "--symbol": "only this symbol (any case)",
+    "--run-dir": "only this run directory (runs/<run_id>/<instance>)",
+    "run_id": "the Dagster run id",
+    "query": "one SELECT (or WITH … SELECT) over the catalog's tables and views",
+    "name": "the alias name, e.g. champion or champion.<target>",
+    "model_dir": "a model directory relative to RESULTS, as `foxlake catalog models` prints it",
+    "directory": "the folder to write into",
+    "command": "what the engine should do",
+}
+"""Help of the options that many commands share (an option without help of its own gets it from here)."""
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif action.help is None:
+            key = next((o for o in action.option_strings if o.startswith("--")), action.dest)
+            action.help = OPTION_HELP.get(key)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="foxlake", description="foxlake: an open quant-ML lakehouse")
-    parser.add_argument("--results", default=None, help="RESULTS folder (default $FOXLAKE_RESULTS or ./RESULTS)")
+    parser = _Parser(prog="foxlake", description="foxlake: an open quant-ML lakehouse")
+    parser.add_argument(
+        "--results", default=None, help="RESULTS folder (default $FOXLAKE_RESULTS or ./RESULTS); anywhere on the line"
+    )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
+    parser.add_argument("--version", action="version", version=f"foxlake {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="generate data, materialize every asset, index, replay, summarize")
@@ -517,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     br = sub.add_parser("bridge", help="dashboard bridge").add_subparsers(dest="bridge_cmd", required=True)
     p = br.add_parser("serve", help="serve the bridge and the dashboard with uvicorn on 127.0.0.1")
     p.add_argument("--host", default="127.0.0.1", help="another address needs $FOXLAKE_BRIDGE_TOKEN set")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     p.add_argument("--account", default="paper", help="the ledger RESULTS/live/<account> to show")
     p.set_defaults(fn=cmd_bridge_serve)
 
@@ -525,27 +593,134 @@ def build_parser() -> argparse.ArgumentParser:
     p = con.add_parser("schema", help="write one JSON Schema per contract into DIR")
     p.add_argument("directory")
     p.set_defaults(fn=cmd_contracts_schema)
+    _fill_help(parser)
     return parser
 
 
+GLOBAL_OPTIONS = {"--results": True, "--debug": False}
+"""The options that may come anywhere on the line (and whether each takes a value)."""
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with the global options moved in front of the subcommand, so ``foxlake catalog runs --results DIR``
+    means ``foxlake --results DIR catalog runs``."""
+    front, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
+            front.extend(argv[i : i + 2] if takes_value else [arg])
+            i += 2 if takes_value else 1
+            continue
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The message of an error the user can fix (one or two lines), or None for a bug (shown with its traceback).
+
+    A Dagster step failure is unwrapped to the error the asset raised (a bad landing file names its file, line and
+    column); DuckDB's errors keep their first two lines ("Did you mean …", "read-only")."""
+    while getattr(exc, "user_exception", None) is not None:
+        exc = exc.user_exception
+    import duckdb
+
+    if isinstance(exc, duckdb.Error):
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("LINE ")]
+        return " ".join(lines[:2])
+    import dagster as dg
+    from dagster._core.errors import DagsterAssetCheckFailedError
+
+    if isinstance(exc, dg.Failure):
+        return exc.description or str(exc)
+    if isinstance(exc, DagsterAssetCheckFailedError):
+        return f"{exc} (see the run's check results in the Dagster UI)"
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else "KeyError"
+    if isinstance(exc, FileNotFoundError | ValueError | PermissionError):
+        return str(exc)
+    return None
+
+
+class _CountingHandler(logging.Handler):
+    """Counts the library warnings it is handed (the file handler beside it keeps their text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def route_warnings(results: Path) -> tuple[Path, _CountingHandler]:
+    """Send Python warnings (a library's BetaWarning, ConvergenceWarning, …) to ``RESULTS/logs/foxlake.log`` instead
+    of the terminal, counting them; the file is created only when one comes."""
+    log = results / "logs" / "foxlake.log"
+    # Dagster's notice, at every import, that an asset option foxlake uses (backfill_policy) is in beta: not news
+    warnings.filterwarnings("ignore", message=r"Parameter `\w+` of function `\w+` is currently in beta")
+    logging.captureWarnings(True)
+    logger = logging.getLogger("py.warnings")
+    logger.propagate = False
+    logger.handlers.clear()
+    counter = _CountingHandler()
+
+    class _LazyFile(logging.FileHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            super().emit(record)
+
+    file_handler = _LazyFile(log, delay=True, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.addHandler(file_handler)
+    logger.addHandler(counter)
+    return log, counter
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
+    log, counter = route_warnings(_results(args))
+    try:
+        return _run(args)
+    finally:
+        if counter.count:
+            print(f"foxlake: {counter.count} library warning(s) written to {log}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.fn(args)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"foxlake: error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, RuntimeError) as exc:
+    except KeyboardInterrupt:
+        return _leave_guarded_run("stopped: interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - user errors become two lines and status 2; bugs keep their traceback
         from foxlake.run_guard import PoolWaitTimeout
 
-        if not isinstance(exc, KeyboardInterrupt | PoolWaitTimeout):
+        if isinstance(exc, PoolWaitTimeout):
+            return _leave_guarded_run(f"error: {exc}", 2)
+        message = user_error(exc)
+        if message is None:
             raise
-        # a guarded run stopped: its run is marked failed and its slots freed; a worker thread may still be
-        # blocked inside Dagster, so leave at once instead of waiting for it at interpreter shutdown
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        print(f"foxlake: {'stopped' if interrupted else 'error'}: {exc or 'interrupted'}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130 if interrupted else 2)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"foxlake: error: {message}", file=sys.stderr)
+        if not args.debug:
+            print("foxlake: (--debug shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _leave_guarded_run(message: str, status: int) -> int:
+    """A guarded run stopped: its run is marked failed and its slots freed; a worker thread may still be blocked
+    inside Dagster, so leave at once instead of waiting for it at interpreter shutdown."""
+    print(f"foxlake: {message}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
