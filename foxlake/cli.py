@@ -2,8 +2,8 @@
 
 Every command honours ``FOXLAKE_RESULTS`` (default ``./RESULTS``) unless ``--results`` is given; the global options
 (``--results DIR``, ``--debug``) may come anywhere on the line. A user error (bad SQL, a bad landing file, a bad
-config, an unknown policy, …) prints one or two lines naming the file, field or line and exits with status 2;
-``--debug`` shows the traceback too.
+config, an unknown policy, …) prints ``foxlake: error: …`` naming the file, field or line (a bad config: one more line
+per bad field) and exits with status 2; ``--debug`` shows the traceback too.
 """
 
 from __future__ import annotations
@@ -695,8 +695,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return args.fn(args)
-    except KeyboardInterrupt:
-        return _leave_guarded_run("stopped: interrupted", 130)
+    except KeyboardInterrupt as exc:
+        return _leave_guarded_run(f"stopped: {exc or 'interrupted'}", 130)
     except Exception as exc:  # noqa: BLE001 - user errors become two lines and status 2; bugs keep their traceback
         from foxlake.run_guard import PoolWaitTimeout
 
@@ -710,8 +710,6 @@ def _run(args: argparse.Namespace) -> int:
 
             traceback.print_exc()
         print(f"foxlake: error: {message}", file=sys.stderr)
-        if not args.debug:
-            print("foxlake: (--debug shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -80,7 +80,7 @@ def test_a_missing_subcommand_says_which_to_choose() -> None:
 def test_bad_sql_is_two_lines_with_duckdbs_hint_and_writes_nothing(results_copy: Path) -> None:
     before = _digest(results_copy)
     typo = _foxlake("catalog", "sql", "select * from modles", "--results", str(results_copy))
-    _assert_user_error(typo, 'Did you mean "models"', "--debug")
+    _assert_user_error(typo, 'Did you mean "models"')
     write = _foxlake("catalog", "sql", "delete from models", "--results", str(results_copy))
     _assert_user_error(write, "read-only")
     assert _digest(results_copy) == before
