@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from catalog.aliases import alias_history
 from live.ledger.reader import LedgerReader
 from loop.story import run_story
+
+N_SYMBOLS = 100  # configs/loop.yaml: market.n_symbols
 
 
 def test_the_loop_finds_the_flip_retrains_promotes_and_hot_reloads(tmp_path, capsys):
@@ -47,9 +51,12 @@ def test_the_loop_finds_the_flip_retrains_promotes_and_hot_reloads(tmp_path, cap
 
     # the engine swapped once per promotion, between cycles, and trades the new champion
     assert swapped >= 1 and any(new == champions["model_dir"][-1] for _, _, new in swaps)
-    # realised IC over the bars after the swap: the new truth, within 0.02
+    # realised IC over the bars after the swap: the new truth, within what a fitted model trails it by (~0.01) plus 3
+    # standard errors of a mean over that many bars (null scale 1/sqrt(n_symbols - 1) per bar, REFERENCE.md): the
+    # swap comes later on a loaded machine, leaving fewer bars to realise over
     assert tl.realised_cycles_after_swap >= 100
-    assert abs(tl.realised_ic_after_swap - tl.truth_ic_after_flip) <= 0.02, tl.lines()
+    se = 1.0 / np.sqrt((N_SYMBOLS - 1) * tl.realised_cycles_after_swap)
+    assert abs(tl.realised_ic_after_swap - tl.truth_ic_after_flip) <= 0.01 + 3 * se, tl.lines()
 
     # the Dagster instance shows the sensors' ticks and the runs they launched, with their reasons
     assert tl.sensor_ticks["landing_sensor"].get("SUCCESS", 0) >= 5
