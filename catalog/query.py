@@ -55,10 +55,10 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list | dict | Non
             raise CatalogQueryError("the statement returns no rows; query the catalog with a SELECT")
         return rel.to_arrow_table()
     except duckdb.Error as exc:
-        raise CatalogQueryError(_hint_lines(exc)) from None
+        raise CatalogQueryError(duckdb_message(exc)) from None
 
 
-def _hint_lines(exc: BaseException) -> str:
+def duckdb_message(exc: BaseException) -> str:
     """DuckDB's message and its hint ("Did you mean …"), without the echoed query lines."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("LINE ")]
     lines = [ln for ln in lines if not ln.startswith("^")]

@@ -631,8 +631,9 @@ def user_error(exc: BaseException) -> str | None:
     import duckdb
 
     if isinstance(exc, duckdb.Error):
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("LINE ")]
-        return " ".join(lines[:2])
+        from catalog.query import duckdb_message
+
+        return duckdb_message(exc)
     import dagster as dg
     from dagster._core.errors import DagsterAssetCheckFailedError
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from contracts.families import family_spec
 from contracts.model_meta import ModelMeta
+from live.engine.blending import zscore as cross_sectional_z  # across one timestamp's symbols
 from ml.sequences import SequenceSpec
 
 
@@ -57,19 +58,6 @@ def serving_path(meta: ModelMeta, model_spec: SequenceSpec | None) -> tuple[Sequ
         if best_ic <= 0:
             raise ValueError(f"cross_sectional_ranking.training_metrics.best_ic is {best_ic} <= 0: no skill (rule 7)")
     return spec, ranking
-
-
-def cross_sectional_z(scores: np.ndarray) -> np.ndarray:
-    """Scores of one timestamp's symbols as z-scores across them (NaN stays NaN; all 0 when they are equal)."""
-    scores = np.asarray(scores, dtype=float)
-    out = np.full_like(scores, np.nan)
-    ok = np.isfinite(scores)
-    if ok.sum() < 2:
-        return out
-    x = scores[ok]
-    sd = x.std()
-    out[ok] = (x - x.mean()) / sd if sd > 0 else 0.0
-    return out
 
 
 class CrossSectionalRankingPredictor:

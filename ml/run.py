@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from contracts.families import family_spec
 from contracts.io import read_json, write_atomic_bytes, write_atomic_json
 from contracts.manifest import check_target_coverage, parse_manifest
 from contracts.model_meta import CONTRACT_VERSION, load_model_meta
@@ -96,8 +97,9 @@ def load_panel(
     if missing:
         raise KeyError(f"{feat_dir}: feature column(s) {missing} missing; re-materialize the features asset")
     panel = add_targets(panel.select("ts", "symbol", "close", *features), bars, cfg.targets, interval)
-    ohlcv = [c for c in ("open", "high", "low", "volume", "vwap") if c in bars.columns]  # raw-sequence families
-    panel = panel.join(bars.select("ts", "symbol", *ohlcv), on=["ts", "symbol"], how="left")
+    if any(family_spec(f).input_mode == "raw_sequence" for t in cfg.target_names() for f in cfg.families_for(t)):
+        ohlcv = [c for c in ("open", "high", "low", "volume", "vwap") if c in bars.columns]  # what they read
+        panel = panel.join(bars.select("ts", "symbol", *ohlcv), on=["ts", "symbol"], how="left")
     assert not any(is_target_like(f) for f in features)
     return panel, features, [d for d in dates if since is None or d >= since]
 

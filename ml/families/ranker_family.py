@@ -13,14 +13,12 @@ scores whose order within one timestamp is what they mean.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import xgboost as xgb
 
-from ml.families.base import ModelFamily, normalise_importance
 from ml.families.lightgbm_family import LightGBMFamily
 from ml.families.xgboost_family import XGBoostFamily
 
@@ -40,17 +38,19 @@ def quantile_labels(y: np.ndarray, groups: np.ndarray, levels: int) -> np.ndarra
     return out
 
 
-def _grouped(groups: np.ndarray | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _ranked(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, levels: int, name: str):
+    """The rows sorted by timestamp (stable): ``X``, the quantile labels, each row's group index and the group sizes."""
     if groups is None:
         raise ValueError(f"{name} ranks within timestamps: fit needs the rows' timestamp groups")
     groups = np.asarray(groups)
     order = np.argsort(groups, kind="stable")
-    _, sizes = np.unique(groups[order], return_counts=True)
-    return order, sizes
+    _, qid, sizes = np.unique(groups[order], return_inverse=True, return_counts=True)
+    labels = quantile_labels(y, groups, levels)[order]
+    return np.asarray(X, dtype=float)[order], labels, qid, sizes
 
 
-class LightGBMRankerFamily(ModelFamily):
-    """LightGBM with a ranking objective; one query per timestamp."""
+class LightGBMRankerFamily(LightGBMFamily):
+    """LightGBM with a ranking objective; one query per timestamp (the booster file and inference are LightGBM's)."""
 
     name = "LightGBMRanker"
     default_params: dict[str, Any] = {
@@ -78,31 +78,13 @@ class LightGBMRankerFamily(ModelFamily):
     ) -> lgb.Booster:
         p = {**self.default_params, **params}
         self.ranking_loss(p)
-        order, sizes = _grouped(groups, self.name)
         levels = int(p.pop("label_levels"))
         rounds = int(p.pop("num_boost_round"))
         p["seed"] = seed
         p["label_gain"] = [float(i) for i in range(levels)]
-        labels = quantile_labels(y, groups, levels)
-        data = lgb.Dataset(
-            np.asarray(X, dtype=float)[order], label=labels[order], group=sizes, feature_name=list(feature_names)
-        )
+        X_sorted, labels, _, sizes = _ranked(X, y, groups, levels, self.name)
+        data = lgb.Dataset(X_sorted, label=labels, group=sizes, feature_name=list(feature_names))
         return lgb.train(p, data, num_boost_round=rounds)
-
-    def predict(self, model: lgb.Booster, X: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(X, num_threads=1), dtype=float)
-
-    def save(self, model: lgb.Booster, path: Path) -> None:
-        model.save_model(str(path))
-
-    def load_bytes(self, data: bytes) -> lgb.Booster:
-        return lgb.Booster(model_str=data.decode("utf-8"))
-
-    def n_features(self, model: lgb.Booster) -> int:
-        return int(model.num_feature())
-
-    def importance(self, model: lgb.Booster, feature_names: list[str]) -> dict[str, float]:
-        return normalise_importance(model.feature_importance(importance_type="gain"), feature_names)
 
 
 class XGBoostRankerFamily(XGBoostFamily):
@@ -128,16 +110,9 @@ class XGBoostRankerFamily(XGBoostFamily):
     ) -> xgb.Booster:
         p = {**self.default_params, **params}
         self.ranking_loss(p)
-        order, _ = _grouped(groups, self.name)
         levels = int(p.pop("label_levels"))
         rounds = int(p.pop("num_boost_round", 150))
         p["seed"] = int(seed)
-        qid = np.unique(np.asarray(groups), return_inverse=True)[1][order]
-        data = xgb.DMatrix(
-            np.asarray(X, dtype=float)[order],
-            label=quantile_labels(y, groups, levels)[order],
-            qid=qid,
-            missing=np.nan,
-            nthread=int(p["nthread"]),
-        )
+        X_sorted, labels, qid, _ = _ranked(X, y, groups, levels, self.name)
+        data = xgb.DMatrix(X_sorted, label=labels, qid=qid, missing=np.nan, nthread=int(p["nthread"]))
         return xgb.train(p, data, num_boost_round=rounds)
