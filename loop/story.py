@@ -9,7 +9,10 @@ The processes a desk runs, each a subprocess on loopback:
 * the engine, ``foxlake live run --follow`` with the ``champions`` policy and ``hot_reload``;
 * optionally the bridge (``--bridge-port``), whose dashboard shows the swap;
 * the feed, in this process: the synthetic market's bars as landing files (parquet), the history first, then the
-  live bars ``batch_bars`` at a time every ``batch_bars * seconds_per_bar`` seconds.
+  live bars ``batch_bars`` at a time every ``batch_bars * seconds_per_bar`` seconds. While a retrain requested on
+  decay is queued or running, the feed holds its next batch (at most ``hold_for_retrain_s``): the retrain then
+  learns, and the swap is measured over, the same bars on a loaded machine as on an idle one. The time held is in
+  the timeline.
 
 The market (``configs/loop.yaml``) flips its volume signal at the first bar of the second live session. What is
 expected, and what :func:`run_story` measures and returns as a :class:`Timeline`: the champion's realised IC turns
@@ -79,6 +82,7 @@ class Timeline:
     realised_ic_after_flip_old_model: float | None = None
     realised_ic_after_swap: float | None = None
     realised_cycles_after_swap: int = 0
+    feed_held_s: float = 0.0
     last_cycle_ts: str | None = None
     test_fires_after_horizons: int | None = None
     sensor_ticks: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -112,6 +116,7 @@ class Timeline:
             f"engine hot-reloaded          bar {t.swap_cycle_ts} ({num(t.swap_at_s, '.0f')} s)",
             f"realised IC after the swap   {num(t.realised_ic_after_swap)} over {t.realised_cycles_after_swap} "
             f"bars (truth {t.truth_ic_after_flip:.4f})",
+            f"feed held for retrains       {t.feed_held_s:.0f} s",
             f"last bar traded              {t.last_cycle_ts}; the story took {t.seconds:.0f} s",
             "sensor ticks                 " + "; ".join(f"{k}: {v}" for k, v in t.sensor_ticks.items()),
             "runs by reason               " + "; ".join(f"{k}: {len(v)}" for k, v in t.runs_by_reason.items()),
@@ -186,6 +191,15 @@ def runs_tagged(base: str, key: str, value: str) -> list[dict]:
     return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in out]
 
 
+UNFINISHED = frozenset({"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED"})
+"""Dagster run statuses of a run that has not ended yet."""
+
+
+def retrain_in_flight(base: str) -> bool:
+    """Whether a retrain requested on decay is queued or running."""
+    return any(r["status"] in UNFINISHED for r in runs_tagged(base, "foxlake/reason", "decay"))
+
+
 def _stamp(ts) -> str:
     return ts.strftime("%Y%m%dT%H%M%S")
 
@@ -227,6 +241,7 @@ def run_story(
     dagster_port: int | None = None,
     say: Callable[[str], None] = print,
     timeout_s: float = 600.0,
+    hold_for_retrain_s: float = 90.0,
 ) -> Timeline:
     """Run the closed loop's story in the folder ``root`` (see the module docstring and :func:`prepare_folder`);
     the measured timeline."""
@@ -297,6 +312,11 @@ def run_story(
         by_batch = [live_stamps[i : i + batch_bars] for i in range(0, len(live_stamps), batch_bars)]
         swap_seen = detected_seen = promoted_seen = False
         for chunk in by_batch:
+            t_hold = time.monotonic()
+            while time.monotonic() - t_hold < hold_for_retrain_s and retrain_in_flight(base):
+                procs.check()
+                time.sleep(0.5)
+            tl.feed_held_s += time.monotonic() - t_hold
             t_batch = time.monotonic()
             part = live.filter(pl.col("ts").is_between(chunk[0], chunk[-1]))
             write_landing_parquet(part, land / f"{_stamp(chunk[0])}-feed.parquet")
