@@ -4,6 +4,7 @@ Every Dagster run writes one run directory; a downstream asset materialized alon
 from the upstream run into its own directory and records where it came from.
 """
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import dagster as dg
 
 from assets.resources import LakeResource
 from ml import run as steps
+from ml.parallel import resolve_workers
 from ml.training import ModelJob
 
 
@@ -118,6 +120,20 @@ def routing_decisions(
 # --- models: one op per target × view, its models fitted on ``workers`` threads (``ml.parallel``) ----------------
 
 
+def concurrent_steps(context: dg.OpExecutionContext) -> int:
+    """How many steps of this run execute at once: 1 in process, else the multiprocess executor's
+    ``max_concurrent`` (Dagster's default: one per CPU)."""
+    execution = (context.run_config.get("execution") or {}).get("config") or {}
+    if "in_process" in execution:
+        return 1
+    return int((execution.get("multiprocess") or {}).get("max_concurrent") or os.cpu_count() or 1)
+
+
+def threads_per_group(workers: int | None, n_groups: int, concurrent: int) -> int:
+    """A group's fitting threads: the run's ``workers`` shared by the groups that train side by side."""
+    return max(1, resolve_workers(workers) // max(1, min(concurrent, n_groups)))
+
+
 def _group_key(job: ModelJob) -> str:
     return f"{job.target}__{job.view}"
 
@@ -135,14 +151,17 @@ def plan_models(context: dg.OpExecutionContext, lake: LakeResource, routing_deci
     groups: dict[str, list[dict]] = {}
     for job in jobs:
         groups.setdefault(_group_key(job), []).append(asdict(job))
+    threads = threads_per_group(cfg.workers, len(groups), concurrent_steps(context))
     for key, members in sorted(groups.items()):
-        yield dg.DynamicOutput({"run_dir": str(run_dir), "jobs": members}, output_name="groups", mapping_key=key)
+        group = {"run_dir": str(run_dir), "jobs": members, "workers": threads}
+        yield dg.DynamicOutput(group, output_name="groups", mapping_key=key)
 
 
 @dg.op
 def train_model_group(context: dg.OpExecutionContext, lake: LakeResource, group: dict) -> list[dict]:
-    """Train one target × view: every family (and every symbol, for SYMBOL_SPECIFIC), ``workers`` fits at once."""
-    cfg = lake.run_config()
+    """Train one target × view: every family (and every symbol, for SYMBOL_SPECIFIC), the group's ``workers`` fits
+    at once (:func:`threads_per_group`)."""
+    cfg = lake.run_config().model_copy(update={"workers": group["workers"]})
     run_dir = Path(group["run_dir"])
     panel, _, dates = steps.load_panel(lake.results(), cfg, run_dir)
     provenance = {

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from contracts.paths import results_root
+from foxlake.log_files import log_size, route_warnings, warnings_since
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -626,6 +625,10 @@ def user_error(exc: BaseException) -> str | None:
 
     A Dagster step failure is unwrapped to the error the asset raised (a bad landing file names its file, line and
     column); DuckDB's errors keep their first two lines ("Did you mean …", "read-only")."""
+    from foxlake.step_errors import StepFailure
+
+    if isinstance(exc, StepFailure):
+        return exc.text if exc.user_error else None
     while getattr(exc, "user_exception", None) is not None:
         exc = exc.user_exception
     import duckdb
@@ -648,49 +651,15 @@ def user_error(exc: BaseException) -> str | None:
     return None
 
 
-class _CountingHandler(logging.Handler):
-    """Counts the library warnings it is handed (the file handler beside it keeps their text)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-
-
-def route_warnings(results: Path) -> tuple[Path, _CountingHandler]:
-    """Send Python warnings (a library's BetaWarning, ConvergenceWarning, …) to ``RESULTS/logs/foxlake.log`` instead
-    of the terminal, counting them; the file is created only when one comes."""
-    log = results / "logs" / "foxlake.log"
-    # Dagster's notice, at every import, that an asset option foxlake uses (backfill_policy) is in beta: not news
-    warnings.filterwarnings("ignore", message=r"Parameter `\w+` of function `\w+` is currently in beta")
-    logging.captureWarnings(True)
-    logger = logging.getLogger("py.warnings")
-    logger.propagate = False
-    logger.handlers.clear()
-    counter = _CountingHandler()
-
-    class _LazyFile(logging.FileHandler):
-        def emit(self, record: logging.LogRecord) -> None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            super().emit(record)
-
-    file_handler = _LazyFile(log, delay=True, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    logger.addHandler(file_handler)
-    logger.addHandler(counter)
-    return log, counter
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
-    log, counter = route_warnings(_results(args))
+    results = _results(args)
+    log, start = route_warnings(results), log_size(results)
     try:
         return _run(args)
     finally:
-        if counter.count:
-            print(f"foxlake: {counter.count} library warning(s) written to {log}", file=sys.stderr)
+        if count := warnings_since(results, start):
+            print(f"foxlake: {count} library warning(s) written to {log}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:

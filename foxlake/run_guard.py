@@ -8,7 +8,8 @@ its own interrupt capture, so SIGINT and SIGTERM do not stop it. The CLI therefo
 * before a run, and while one waits, frees the slots of runs whose process is gone (:func:`reap_dead_runs`),
   marking them failed, and the slots of runs that already ended;
 * runs the materialization in a worker thread, so Dagster does not capture the main thread's signals: SIGINT and
-  SIGTERM stop the command at once (its run is marked failed and its slots freed);
+  SIGTERM stop the command at once (its step processes are terminated, its run is marked failed and its slots
+  freed);
 * reports what it waits for, every ``report_every_seconds``, and gives up after ``wait_limit_seconds`` with an
   error naming the pool and the run that holds it.
 
@@ -17,6 +18,7 @@ Runs started by the Dagster daemon or the UI are covered by the instance's run m
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -228,7 +230,9 @@ def _our_run(instance: dg.DagsterInstance, launch_id: str) -> dg.DagsterRun | No
 
 
 def _abandon(instance: dg.DagsterInstance, launch_id: str) -> None:
-    """Mark the run failed and free its slots: the process is about to exit under it."""
+    """Stop the run's step processes, mark the run failed and free its slots: the process is about to exit under it."""
+    for step in multiprocessing.active_children():
+        step.terminate()
     run = _our_run(instance, launch_id)
     if run is not None:
         free_run(instance, run.run_id)

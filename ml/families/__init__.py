@@ -42,8 +42,13 @@ def get_family(name: str) -> ModelFamily:
     return family_class(name)()
 
 
+def family_modules(names: set[str] | list[str]) -> set[str]:
+    """The modules that implement the families called ``names`` (any case; unknown names are skipped)."""
+    return {_REGISTRY[n][0] for n in (canonical_family(x) for x in names) if n in _REGISTRY}
+
+
 def available_families() -> list[str]:
     return sorted(_REGISTRY)
 
 
-__all__ = ["ModelFamily", "available_families", "family_class", "get_family"]
+__all__ = ["ModelFamily", "available_families", "family_class", "family_modules", "get_family"]
