@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp configs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/foxlake demo
@@ -39,7 +39,7 @@ dashboard: $(STAMP)
 	$(VENV)/bin/foxlake bridge serve
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -m assets.definitions -h 127.0.0.1 -p 3000
+	$(VENV)/bin/foxlake ui --host 127.0.0.1 --port 3000
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

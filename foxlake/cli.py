@@ -49,7 +49,37 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     guard = RunGuardConfig(wait_limit_seconds=args.pool_wait_seconds)
     out = materialize_all(_results(args), args.config, args.select or None, guard)
-    print(f"Dagster run {out['run_id']}: materialized {', '.join(out['assets'])} in {out['seconds']:.1f}s")
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+        return 0
+    assets = ", ".join(out["assets"])
+    print(f"Dagster run {out['run_id']} ({out['job']}): materialized {assets} in {out['seconds']:.1f}s")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from foxlake.init_project import init_project
+
+    layout = init_project(args.directory)
+    if args.json:
+        print(json.dumps({k: str(v) for k, v in vars(layout).items()}, sort_keys=True))
+        return 0
+    print(f"foxlake: made {layout.config} and {layout.landing}/; next:")
+    for step in layout.next_steps():
+        print(f"  {step}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from foxlake.ui_server import serve_ui
+
+    return serve_ui(args.host, args.port)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
     return 0
 
 
@@ -459,7 +489,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="give up after waiting this long for a pool slot a live run holds (slots of dead runs are freed)",
     )
+    p.add_argument("--json", action="store_true", help="print the run id, job, assets and seconds as JSON")
     p.set_defaults(fn=cmd_materialize)
+    p = sub.add_parser("init", help="a folder for your own bars: DIR/foxlake.yaml and DIR/RESULTS/lake/landing/")
+    p.add_argument("directory", help="the folder (made if missing; an existing foxlake.yaml is never overwritten)")
+    p.add_argument("--json", action="store_true", help="print the paths made as JSON")
+    p.set_defaults(fn=cmd_init)
+    p = sub.add_parser("ui", help="the Dagster UI: dagster-webserver and dagster-daemon on loopback (make dev)")
+    p.add_argument("--host", default="127.0.0.1", help="the webserver's address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="the webserver's port (default 3000)")
+    p.set_defaults(fn=cmd_ui)
+    p = sub.add_parser("completion", help="print a shell completion script (eval it, or save it where a shell looks)")
+    p.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell: bash, zsh or tcsh")
+    p.set_defaults(fn=cmd_completion)
     runs = sub.add_parser("runs", help="Dagster runs of this instance").add_subparsers(dest="runs_cmd", required=True)
     p = runs.add_parser("free", help="mark a run whose process is gone failed and free its pool slots")
     p.add_argument("run_id")
@@ -646,7 +688,7 @@ def user_error(exc: BaseException) -> str | None:
         return f"{exc} (see the run's check results in the Dagster UI)"
     if isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else "KeyError"
-    if isinstance(exc, FileNotFoundError | ValueError | PermissionError):
+    if isinstance(exc, FileNotFoundError | FileExistsError | ValueError | PermissionError):
         return str(exc)
     return None
 

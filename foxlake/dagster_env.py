@@ -1,4 +1,4 @@
-"""Dagster instance for the CLI: ``$DAGSTER_HOME`` or ``./.dagster/home``, configured by the repo's dagster.yaml."""
+"""Dagster instance for the CLI: ``$DAGSTER_HOME`` or ``./.dagster/home``, configured by ``configs/dagster.yaml``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 
 import dagster as dg
 
+INSTANCE_YAML = Path(__file__).resolve().parents[1] / "configs" / "dagster.yaml"
+"""The instance's settings (storage, pools, run monitoring), copied into ``DAGSTER_HOME`` where Dagster reads them."""
 
-def ensure_dagster_home(repo_yaml: Path = Path("dagster.yaml")) -> Path:
-    """Point ``DAGSTER_HOME`` at a folder holding the repo's ``dagster.yaml`` (default ``.dagster/home``)."""
+
+def ensure_dagster_home(repo_yaml: Path = INSTANCE_YAML) -> Path:
+    """Point ``DAGSTER_HOME`` at a folder holding :data:`INSTANCE_YAML` (default ``.dagster/home``)."""
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster/home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     if repo_yaml.exists() and repo_yaml.resolve() != (home / "dagster.yaml").resolve():

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,15 +47,9 @@ def warnings_since(results: Path, offset: int) -> int:
     return sum(1 for line in text.splitlines() if WARNING_LINE.search(line))
 
 
-def quiet_known_notices() -> None:
-    """Dagster's notice, at every import, that an asset option foxlake uses (``backfill_policy``) is in beta."""
-    warnings.filterwarnings("ignore", message=r"Parameter `\w+` of function `\w+` is currently in beta")
-
-
 def route_warnings(results: Path) -> Path:
     """Send this process's Python warnings to the log instead of the terminal; the file is made when one comes."""
     log = log_path(results)
-    quiet_known_notices()
     logging.captureWarnings(True)
     logger = logging.getLogger("py.warnings")
     logger.propagate = False

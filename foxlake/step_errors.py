@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     import dagster as dg
 
 USER_ERRORS = frozenset({
-    "ValueError", "KeyError", "FileNotFoundError", "PermissionError", "Failure", "DagsterAssetCheckFailedError",
+    "ValueError", "KeyError", "FileNotFoundError", "FileExistsError", "PermissionError", "Failure",
+    "DagsterAssetCheckFailedError",
 })  # fmt: skip
 """Error classes a step raises for bad input the user can fix (duckdb's ``*Exception`` classes too)."""
 

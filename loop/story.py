@@ -227,7 +227,7 @@ def prepare_folder(root: Path) -> tuple[Path, Path, Path]:
     for d in (results, home, logs):
         d.mkdir(parents=True)
     (root / MARKER).write_text("made by foxlake demo --loop; emptied at each run\n")
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(REPO / "configs" / "dagster.yaml", home / "dagster.yaml")
     return results, home, logs
 
 

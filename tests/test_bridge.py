@@ -266,7 +266,7 @@ def test_ws_training_follows_a_real_materialize_to_run_complete(tmp_path) -> Non
 
     results, home = tmp_path / "RESULTS", tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(REPO / "configs" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(home)}
     cmd = [sys.executable, "-m", "foxlake.cli", "--results", str(results), "materialize", "--config",
            str(REPO / "configs" / "smoke.yaml")]  # fmt: skip

@@ -190,3 +190,27 @@ def test_the_progress_view_only_moves_forward(tmp_path: Path, tty: bool) -> None
     assert "stage ranking" not in stream.getvalue() and "ranking started" in stream.getvalue()
     if not tty:
         assert len(lines) == 4, lines  # a stage's start and its end, one line each
+
+
+def test_init_lays_out_a_folder_and_never_overwrites_its_config(tmp_path: Path) -> None:
+    out = _foxlake("init", str(tmp_path / "mine"), "--json")
+    assert out.returncode == 0, out.stderr
+    made = json.loads(out.stdout)
+    landing = Path(made["landing"])
+    assert landing == tmp_path / "mine" / "RESULTS" / "lake" / "landing" and landing.is_dir()
+    config = Path(made["config"])
+    from ml.config import load_run_config
+
+    assert load_run_config(config).data_source == "landing"  # a config that loads, for landed files
+    config.write_text(config.read_text() + "# my edits\n")
+    before = _digest(tmp_path / "mine")
+    _assert_user_error(_foxlake("init", str(tmp_path / "mine")), "foxlake.yaml: exists", "nothing was written")
+    assert _digest(tmp_path / "mine") == before
+
+
+def test_completion_scripts_know_the_commands_and_their_options() -> None:
+    out = _foxlake("completion", "bash")
+    assert out.returncode == 0, out.stderr
+    for word in ("materialize", "catalog", "alias", "--pool-wait-seconds", "--results"):
+        assert word in out.stdout, word
+    assert _foxlake("completion", "fish").returncode == 2  # argparse: not one of bash, zsh, tcsh

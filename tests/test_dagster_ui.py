@@ -7,6 +7,7 @@ the same GraphQL API the UI uses.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,7 @@ ASSET_GRAPH_QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } } 
 def dagster_dev(tmp_path: Path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(REPO / "configs" / "dagster.yaml", home / "dagster.yaml")
     results = tmp_path / "RESULTS"
     port = free_port()
     env = {
@@ -38,10 +39,10 @@ def dagster_dev(tmp_path: Path):
         "FOXLAKE_CONFIG": SMOKE_CONFIG,
         "PYTHONPATH": str(REPO),
     }
-    dagster = Path(os.sys.executable).with_name("dagster")
+    foxlake = Path(os.sys.executable).with_name("foxlake")
     log = open(tmp_path / "dagster_dev.log", "w")
-    proc = subprocess.Popen(
-        [str(dagster), "dev", "-m", "assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen(  # what `make dev` runs: the webserver and the daemon
+        [str(foxlake), "ui", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -132,3 +133,7 @@ def test_dagster_ui_shows_the_graph_and_materializes_it(dagster_dev, tmp_path, m
         node = node["data"]["assetNodeOrError"]
         assert node["partitionKeys"] == lake_days
         assert node["partitionStats"] == {"numMaterialized": len(lake_days), "numPartitions": len(lake_days)}
+    # `make dev` starts quietly: no superseded command, no second dagster.yaml, no library warning
+    started = (tmp_path / "dagster_dev.log").read_text()
+    assert "Dagster UI on http://127.0.0.1" in started
+    assert not re.search(r"Warning|superseded|in the current folder", started), started[:3000]

@@ -47,7 +47,8 @@ def test_a_two_symbol_csv_goes_through_to_models_and_a_replay_following_the_read
             assert out.returncode == 0, (step, out.stderr)
             assert "Traceback" not in out.stderr and "Warning" not in out.stderr, out.stderr
             outputs.append(out.stdout)
-    models = outputs[1]
+    assert "mydata/foxlake.yaml" in outputs[0] and (tmp_path / "mydata" / "foxlake.yaml").is_file()  # foxlake init
+    (models,) = [out for out in outputs if "model_dir" in out]  # foxlake catalog models
     assert "family=Ridge" in models and "symbol=SYM000" in models and "symbol=SYM001" in models
     replay = outputs[-1]
     traded = re.search(r"traded (\d+) bar\(s\)", replay)

@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the yaml reads its storage folder from it
     home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(REPO / "configs" / "dagster.yaml", home / "dagster.yaml")
     return home
 
 
