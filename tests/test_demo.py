@@ -58,8 +58,9 @@ def test_the_demo_trains_under_training_pipeline_with_the_multiprocess_executor(
         assert run.job_name == "training_pipeline" and run.status == dg.DagsterRunStatus.SUCCESS
         assert "multiprocess" in run.run_config["execution"]["config"]
         records = instance.all_logs(run_id)
-        pids = {r.dagster_event.pid for r in records if r.step_key and r.dagster_event and r.dagster_event.event_type_value
-                == "STEP_START"}  # fmt: skip
+        events = [r.dagster_event for r in records if r.dagster_event]
+        starts = [e for e in events if e.event_type_value == "STEP_START"]
+        pids = {event.pid for event in starts}
         assert os.getpid() not in pids and len(pids) >= 10  # every step in a process of its own
         stats = [s for s in instance.get_run_step_stats(run_id) if "train_model_group" in s.step_key]
     assert len(stats) == 6
