@@ -8,11 +8,12 @@ Run from the repository root::
 Both paths run the same ``live.engine.cycle.Engine`` (prediction through execution, the ledger's transaction, the
 paper broker) on the same bars and models; only the feature path differs:
 
-* **engine**: the rolling per-symbol buffer (the largest lookback plus the current bar), featurised each cycle by
-  ``ml.features.latest_features`` (the same expressions, evaluated for the newest bar only);
-* **naive**: the buffer keeps the whole history and every cycle rebuilds the features of every bar seen so far with
-  training's ``ml.features.build_features``, keeping the newest bar's rows (what a replay that re-reads the lake
-  each bar does).
+* **engine**: the per-symbol bar window (``live.bar_window``: the largest lookback plus the current bar), featurised
+  each cycle by ``ml.features.newest_feature_values`` (the features' one definition, evaluated with numpy at the
+  newest bar only);
+* **naive**: every bar kept, and every cycle rebuilds the features of every bar seen so far with training's
+  ``ml.features.build_features`` (polars) over them in (symbol, ts) order, keeping the newest bar's rows (what a
+  replay that re-reads the lake each bar does).
 
 Latency is the wall time of a ``Engine.run_cycle`` call: the bar in, the ledger's transaction committed (fsync) and
 the orders handed to the broker (the ledger's ``latency_ms`` stops before the commit). The share spent building
@@ -37,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from live.broker.paper import PaperBroker  # noqa: E402
 from live.config import EngineConfig  # noqa: E402
-from live.engine.cycle import Engine, EngineState, TradedModel  # noqa: E402
+from live.engine.cycle import Engine, EngineState, TradedModel, cycle_threads  # noqa: E402
+from live.features import BAR_COLUMNS, FeatureBuffer, FeatureRows  # noqa: E402
 from live.ledger.writer import LedgerWriter  # noqa: E402
 from live.loader import LoadedModel  # noqa: E402
 from ml.families import get_family  # noqa: E402
@@ -74,6 +76,26 @@ def _models(bars: pl.DataFrame, train_bars: int, names: list[str]) -> list[Trade
     return out
 
 
+class NaiveBuffer(FeatureBuffer):
+    """The naive feature path: the engine's buffer (bars, sequences, the realised targets' window), but every bar is
+    also kept and each cycle's feature rows come from training's ``build_features`` over all of them, the newest
+    timestamp's rows kept."""
+
+    def __init__(self, buffer: FeatureBuffer) -> None:
+        super().__init__(buffer.feature_names, min_bars=buffer.history_bars)
+        self.chunks: list[pl.DataFrame] = []
+
+    def push(self, bars_at_ts: pl.DataFrame) -> None:
+        super().push(bars_at_ts)
+        self.chunks.append(bars_at_ts.select(c for c in BAR_COLUMNS if c in bars_at_ts.columns))
+
+    def rows(self) -> FeatureRows:
+        bars = pl.concat(self.chunks, rechunk=True).sort("symbol", "ts")  # the lake's order, one chunk a column
+        rows = build_features(bars, self.feature_names).filter(pl.col("ts") == bars["ts"].max())
+        names = sorted(self.feature_names)
+        return FeatureRows(rows["ts"][0], rows["symbol"].to_list(), names, rows.select(names).to_numpy())
+
+
 def _run(
     bars, models, universe, start: int, cycles: int, keep_all: bool, root: Path
 ) -> tuple[list[float], list[float]]:
@@ -81,14 +103,8 @@ def _run(
     ledger = LedgerWriter(root, cfg.account)
     broker = PaperBroker(root / "live" / cfg.account / "broker.sqlite", cfg.broker)
     engine = Engine(cfg, models, universe, 5.0, ledger, broker, EngineState(cash=cfg.broker.initial_cash), {}, set())
-    if keep_all:
-        engine.buffer.history_bars = 10**9  # never forget a bar: the features of the whole history every cycle
-        buffer = engine.buffer
-        engine.buffer.rows = lambda: (  # type: ignore[method-assign]
-            build_features(buffer.bars, buffer.feature_names)
-            .filter(pl.col("ts") == buffer.bars["ts"].max())
-            .sort("symbol")
-        )
+    if keep_all:  # never forget a bar: the features of the whole history every cycle
+        engine.buffer = NaiveBuffer(engine.buffer)
     stamps = bars["ts"].unique().sort().to_list()
     by_ts = {k[0]: v for k, v in bars.partition_by("ts", as_dict=True).items()}
     first = 0 if keep_all else max(0, start - engine.buffer.history_bars)
@@ -105,10 +121,11 @@ def _run(
 
     engine.buffer.rows = timed_rows  # type: ignore[method-assign]
     latency = []
-    for i, ts in enumerate(stamps[start : start + cycles], start=1):
-        t0 = time.perf_counter()
-        engine.run_cycle(i, ts, by_ts[ts])
-        latency.append((time.perf_counter() - t0) * 1e3)
+    with cycle_threads():  # as live.runner runs the cycles
+        for i, ts in enumerate(stamps[start : start + cycles], start=1):
+            t0 = time.perf_counter()
+            engine.run_cycle(i, ts, by_ts[ts])
+            latency.append((time.perf_counter() - t0) * 1e3)
     ledger.close()
     broker.close()
     return latency, rows_ms

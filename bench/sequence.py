@@ -8,7 +8,7 @@ Run from the repository root::
 Per cycle (one new bar timestamp of every symbol), timed separately:
 
 * **LSTM** (raw OHLCV windows, listwise ranking loss, 16 bars x 5 channels, 16 hidden units): the engine's path is
-  the bar pushed once into the per-symbol ring buffer (``live.sequence_buffer``), every symbol's window cut and
+  the bar pushed once into the per-symbol bar window (``live.bar_window``), every symbol's window cut and
   normalised by training's function, the model's scores and their cross-sectional z-scores
   (``live.inference``). The **naive** baseline cuts the windows from the whole history seen so far with
   training's ``ml.sequences.sequence_inputs`` each cycle (a replay that re-reads the lake each bar).
@@ -105,14 +105,14 @@ def main() -> int:
     seq_ms, rank_ms, rank_model_ms, push_ms = [], [], [], []
     for ts in live[warm:]:
         t = time.perf_counter()
-        buffer.push(parts[ts])  # the bar, once, into the feature window and the ring buffer
+        buffer.push(parts[ts])  # the bar, once, into the bar window (features and sequences read it)
         t1 = time.perf_counter()
         symbols = parts[ts].sort("symbol")["symbol"].to_list()
         X, complete = buffer.sequences.windows(symbols, SPEC)
         cross_sectional_z(lstm.predict(lstm_model, X[complete]))
         t2 = time.perf_counter()
         rows = buffer.rows()
-        Xf, okf = FeatureBuffer.matrix(rows, features)
+        Xf, okf = rows.matrix(features)
         t3 = time.perf_counter()
         cross_sectional_z(ranker.predict(ranker_model, Xf[okf]))
         t4 = time.perf_counter()

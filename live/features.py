@@ -1,111 +1,135 @@
-"""The live feature buffer: a rolling window of bars per symbol, featurised by the same ``ml.features`` code as
-training (:func:`ml.features.latest_features`: the rows ``build_features`` gives at the newest bar). The window holds
-the largest lookback of the loaded models' features plus the current bar, so a row it builds equals the training row
-of the same bar (the parity test checks 1e-9). When raw-sequence models are loaded it also feeds each bar, once, to
-the per-symbol ring buffer they read (``live.sequence_buffer``)."""
+"""The live feature buffer: each symbol's last bars (:class:`live.bar_window.BarWindow`) and the feature rows of
+the newest bar timestamp, computed from them by :func:`ml.features.newest_feature_values` — the features' one
+definition, evaluated with numpy at the newest bar (the parity tests check the rows against training's
+``build_features`` of the same bars to 1e-9). The window holds the largest lookback of the loaded models' features
+plus the current bar, and the longest raw-sequence window, so the same bars feed both paths, each bar once."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from live.sequence_buffer import SequenceBuffer
-from ml.features import latest_features, max_lookback_bars
+from live.bar_window import BarWindow
+from ml.features import BAR_WINDOW_COLUMNS, max_lookback_bars, newest_feature_values
 
 BAR_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap")
 SEQUENCE_COLUMNS = BAR_COLUMNS[2:]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(ts: datetime) -> int:
+    """A bar time as epoch microseconds (the window's ``ts``; a naive time is UTC), exactly."""
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """The feature rows of one bar timestamp.
+
+    Attributes:
+        ts: the bar timestamp.
+        symbols: the symbols with a bar there, sorted.
+        names: the feature names (sorted), the columns of ``values``.
+        values: ``(len(symbols), len(names))``, NaN where a feature is null (short history, 0/0).
+    """
+
+    ts: object
+    symbols: list[str]
+    names: list[str]
+    values: np.ndarray
+
+    def matrix(self, feature_list: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` in the model's feature order and the mask of rows with every input present."""
+        index = {n: j for j, n in enumerate(self.names)}
+        X = self.values[:, [index[n] for n in feature_list]]
+        return X, np.isfinite(X).all(axis=1)
+
+    def frame(self) -> pl.DataFrame:
+        """``ts``, ``symbol`` and the features as a frame (nulls for NaN): :func:`ml.features.latest_features`'s
+        shape."""
+        keys = pl.DataFrame({"ts": [self.ts] * len(self.symbols), "symbol": self.symbols})
+        values = pl.DataFrame({n: self.values[:, j] for j, n in enumerate(self.names)}, nan_to_null=True)
+        return pl.concat([keys, values], how="horizontal")
+
+
 class FeatureBuffer:
-    """Bars of the last ``history_bars`` bar timestamps, and the feature rows of the newest one.
+    """Each symbol's last ``history_bars`` bars, and the feature rows of the newest bar timestamp.
 
     Attributes:
         feature_names: every feature a loaded model reads (sorted).
-        history_bars: timestamps kept: the largest lookback plus the current bar (at least ``min_bars`` and
+        history_bars: bars kept per symbol: the largest lookback plus the current bar (at least ``min_bars`` and
             ``sequence_bars``).
-        sequences: the raw-sequence ring buffer, holding each symbol's last ``sequence_bars`` bars (``None`` when
-            no loaded model reads raw OHLCV).
+        window: the bars (:class:`BarWindow` over ``open, high, low, close, volume, vwap, ts``; ``vwap`` NaN where
+            a bar has none, ``ts`` in epoch microseconds).
+        sequences: the window again when a loaded model reads raw OHLCV windows (``None`` otherwise).
     """
 
     def __init__(self, feature_names: Iterable[str], min_bars: int = 1, sequence_bars: int = 0) -> None:
         self.feature_names = sorted(set(feature_names))
         self.history_bars = max(max_lookback_bars(self.feature_names) + 1, min_bars, sequence_bars)
-        self.sequences = SequenceBuffer(sequence_bars, SEQUENCE_COLUMNS) if sequence_bars > 0 else None
-        self._chunks: list[pl.DataFrame] = []  # one per timestamp, sorted by symbol
-        self._values: list[np.ndarray] = []  # each chunk's price and volume columns, symbols x columns
-        self._grid_run = 0  # how many of the newest chunks hold the newest one's symbols, without nulls
-        self._bars: pl.DataFrame | None = None
+        self.window = BarWindow(self.history_bars, BAR_WINDOW_COLUMNS)
+        self.sequences = self.window if sequence_bars > 0 else None
+        self._chunks: deque[pl.DataFrame] = deque(maxlen=self.history_bars)  # the newest timestamps' bars
+        self._stamps: deque[object] = deque(maxlen=self.history_bars)
+
+    def push(self, bars_at_ts: pl.DataFrame) -> None:
+        """Add one timestamp's bars (each symbol's oldest bar falls out once it has ``history_bars``).
+
+        Raises:
+            live.bar_window.BarOrderError: a symbol's bar at or before the newest it has (nothing is written).
+        """
+        chunk = bars_at_ts.select(c for c in BAR_COLUMNS if c in bars_at_ts.columns)
+        if chunk.is_empty():
+            return
+        if not chunk["symbol"].is_sorted():
+            chunk = chunk.sort("symbol")
+        values = chunk.select(
+            pl.col(c).cast(pl.Float64) if c in chunk.columns else pl.lit(np.nan).alias(c)
+            for c in BAR_WINDOW_COLUMNS[:-1]
+        ).to_numpy()  # null -> NaN
+        ts_us = int(chunk["ts"].dt.epoch("us")[0])
+        self.window.push(ts_us, chunk["symbol"].to_list(), np.column_stack([values, np.full(len(values), ts_us)]))
+        self._chunks.append(chunk)
+        self._stamps.append(chunk["ts"][0])
+
+    def last(self, k: int) -> pl.DataFrame:
+        """The bars of the newest ``k`` timestamps, in timestamp order (each symbol's bars in time order, as an
+        ``over("symbol")`` window reads them; not sorted by symbol)."""
+        if k > len(self._chunks) and len(self._chunks) == self._chunks.maxlen:
+            raise ValueError(f"the buffer keeps {self._chunks.maxlen} timestamps, not {k}")
+        return pl.concat(list(self._chunks)[-k:])
 
     @property
     def bars(self) -> pl.DataFrame:
-        """The window's bars, sorted by (symbol, ts)."""
-        if self._bars is None:
-            if not self._chunks:
-                return pl.DataFrame()
-            if self._grid_run >= len(self._chunks):
-                self._bars = self._grid()
-            else:
-                self._bars = pl.concat(self._chunks).sort("symbol", "ts")
-        return self._bars
-
-    def _grid(self) -> pl.DataFrame:
-        """The window as a timestamps x symbols grid transposed to (symbol, ts) order: no sort, no string copies
-        beyond one gather (what ``sort`` gives when every timestamp holds the same symbols)."""
-        newest = self._chunks[-1]
-        n_ts, n_sym = len(self._chunks), newest.height
-        values = np.stack(self._values).transpose(1, 0, 2).reshape(n_ts * n_sym, -1)  # (symbol, ts) rows
-        stamps = pl.concat([c["ts"].head(1) for c in self._chunks])
-        columns = {
-            "ts": stamps.gather(np.tile(np.arange(n_ts), n_sym)),
-            "symbol": newest["symbol"].gather(np.repeat(np.arange(n_sym), n_ts)),
+        """Each symbol's bars in the window, sorted by (symbol, ts) (``vwap`` null where a bar had none)."""
+        rows = np.arange(len(self.window.symbols))
+        n_bars = self.window.n_bars(rows)
+        present = np.arange(self.history_bars)[None, :] >= (self.history_bars - n_bars)[:, None]
+        frame = {
+            "symbol": np.repeat(np.array(self.window.symbols, dtype=object), n_bars),
+            **{c: self.window.column(c, rows).T[present] for c in BAR_WINDOW_COLUMNS},
         }
-        numeric = [c for c in newest.columns if c not in ("ts", "symbol")]
-        for j, name in enumerate(numeric):
-            columns[name] = pl.Series(name, values[:, j]).cast(newest.schema[name])
-        return pl.DataFrame(columns).select(newest.columns)
+        ts = pl.Series("ts", frame.pop("ts").astype(np.int64)).cast(pl.Datetime("us", "UTC"))
+        out = pl.DataFrame({"ts": ts, **frame}, nan_to_null=True)
+        return out.select(BAR_COLUMNS).sort("symbol", "ts")
 
-    def last(self, k: int) -> pl.DataFrame:
-        """The bars of the newest ``k`` timestamps, sorted by (symbol, ts)."""
-        return pl.concat(self._chunks[-k:]).sort("symbol", "ts")
-
-    def push(self, bars_at_ts: pl.DataFrame) -> None:
-        """Add one timestamp's bars (the oldest timestamp falls out once the window is full)."""
-        cols = [c for c in BAR_COLUMNS if c in bars_at_ts.columns]
-        chunk = bars_at_ts.select(cols).sort("symbol")
-        numeric = chunk.drop("ts", "symbol")
-        if self.sequences is not None and chunk.height:  # first: a bar pushed twice changes nothing
-            values = np.full((chunk.height, len(SEQUENCE_COLUMNS)), np.nan)
-            for j, c in enumerate(SEQUENCE_COLUMNS):
-                if c in numeric.columns:
-                    values[:, j] = numeric[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            self.sequences.push(int(chunk["ts"].dt.epoch("us")[0]), chunk["symbol"].to_list(), values)
-        if any(numeric.null_count().row(0)):
-            self._grid_run = 0  # an empty cell: no grid until this chunk falls out
-        elif (
-            self._chunks
-            and self._chunks[-1]["symbol"].equals(chunk["symbol"])
-            and self._chunks[-1].columns == chunk.columns
-        ):
-            self._grid_run += 1
-        else:
-            self._grid_run = 1
-        self._chunks.append(chunk)
-        self._values.append(numeric.to_numpy().astype(float, copy=False))
-        self._bars = None
-        if len(self._chunks) > self.history_bars:
-            self._chunks.pop(0)
-            self._values.pop(0)
-
-    def rows(self) -> pl.DataFrame:
-        """Feature rows at the newest timestamp, one per symbol with a bar there (nulls where history is short)."""
+    def rows(self) -> FeatureRows:
+        """Feature rows at the newest timestamp, one per symbol with a bar there (NaN where history is short)."""
         if not self._chunks:
             raise ValueError("the feature buffer is empty")
-        return latest_features(self.bars, self.feature_names)
-
-    @staticmethod
-    def matrix(rows: pl.DataFrame, feature_list: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``X`` in the model's feature order and the mask of rows with every input present."""
-        X = rows.select(feature_list).to_numpy().astype(float)
-        return X, np.isfinite(X).all(axis=1)
+        rows = self.window.at_newest()
+        symbols = [self.window.symbols[i] for i in rows]
+        if not self.feature_names:
+            return FeatureRows(self._stamps[-1], symbols, [], np.zeros((len(rows), 0)))
+        width = max_lookback_bars(self.feature_names) + 1
+        columns = {c: self.window.column(c, rows, width) for c in BAR_WINDOW_COLUMNS}
+        values = newest_feature_values(columns, self.window.n_bars(rows), self.feature_names)
+        return FeatureRows(self._stamps[-1], symbols, self.feature_names, values)

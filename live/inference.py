@@ -3,7 +3,7 @@
 * **features** (``input_mode = "features"``, rule 5's default): the feature rows of ``live.features``, built by the
   training code (``ml.features``).
 * **raw OHLCV** (``input_mode = "raw_sequence"``, :func:`uses_raw_ohlcv`): windows of the meta's
-  ``sequence_length`` bars × ``sequence_channels`` from the one per-symbol ring buffer (``live.sequence_buffer``),
+  ``sequence_length`` bars × ``sequence_channels`` from the one per-symbol bar window (``live.bar_window``),
   normalised by the training function with the meta's ``sequence_normalization`` (rule 6).
 * **cross-sectional ranking** (an enabled ``cross_sectional_ranking`` block, rule 7):
   :class:`CrossSectionalRankingPredictor` scores every symbol of the timestamp together and hands the engine

@@ -22,13 +22,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from contracts.bridge import utc_now_iso
 from live.broker.base import Order
 from live.broker.paper import PaperBroker
 from live.config import EngineConfig
-from live.engine.cycle import Engine, EngineState, TradedModel, model_changes
+from live.engine.cycle import Engine, EngineState, TradedModel, cycle_threads, model_changes
 from live.journal import StateJournal
 from live.ledger.schema import OWN_CYCLES_FROM, ledger_dir
 from live.ledger.writer import LedgerWriter
@@ -120,8 +118,13 @@ def run_live(
         after = datetime.fromisoformat(last[1])
         summary.resumed_after = last[1]
         _resubmit(ledger, broker, last[0])
-        rows = _frame(ledger, "select * from predictions where cycle_id > ?", (last[0] - engine.max_reach,))
-        engine.restore_pending(rows)
+        engine.restore_pending(
+            ledger.con.execute(
+                "select d.cycle_id, c.ts, d.decisions_json from cycle_decisions d join cycles c using (cycle_id) "
+                "where cycle_id > ? order by cycle_id",
+                (last[0] - engine.max_reach,),
+            ).fetchall()
+        )
         cycle_id = last[0]
         ledger.event(last[0], "engine_resume", f"resumed after cycle {last[0]} ({last[1]})")
     else:
@@ -166,31 +169,32 @@ def run_live(
         else replay(lake, after, until)
     )
     try:
-        for ts, part in source:
-            if until is not None and ts > until:
-                break
-            cycle_id += 1
-            if hot is not None and hot.before_cycle(engine, cycle_id, ts):
-                summary.model_swaps += 1
-                summary.models = [m.key for m in engine.models]
-            result = engine.run_cycle(cycle_id, ts, part)
-            summary.cycles += 1
-            summary.in_sample_cycles += ts < engine.first_tradable
-            summary.first_ts = summary.first_ts or result.ts
-            summary.last_ts = result.ts
-            summary.latency_ms.append(result.latency_ms)
-            journal.update(
-                status="paused" if state.risk.paused else "running",
-                current_stage="idle",
-                cycle_count=cycle_id,
-                last_cycle=result.ts,
-                symbols_active=len(part),
-            )
-            if stop.is_set():
-                summary.stopped_by = "signal"
-                break
-            if max_cycles is not None and summary.cycles >= max_cycles:
-                break
+        with cycle_threads():  # the cycles' array products are small: one BLAS thread
+            for ts, part in source:
+                if until is not None and ts > until:
+                    break
+                cycle_id += 1
+                if hot is not None and hot.before_cycle(engine, cycle_id, ts):
+                    summary.model_swaps += 1
+                    summary.models = [m.key for m in engine.models]
+                result = engine.run_cycle(cycle_id, ts, part)
+                summary.cycles += 1
+                summary.in_sample_cycles += ts < engine.first_tradable
+                summary.first_ts = summary.first_ts or result.ts
+                summary.last_ts = result.ts
+                summary.latency_ms.append(result.latency_ms)
+                journal.update(
+                    status="paused" if state.risk.paused else "running",
+                    current_stage="idle",
+                    cycle_count=cycle_id,
+                    last_cycle=result.ts,
+                    symbols_active=len(part),
+                )
+                if stop.is_set():
+                    summary.stopped_by = "signal"
+                    break
+                if max_cycles is not None and summary.cycles >= max_cycles:
+                    break
         journal.update(status="stopped", current_stage="idle")
     finally:
         for sig, handler in previous.items():
@@ -264,13 +268,6 @@ def _warm(engine: Engine, lake: LakeBars, stamps: list[datetime], after: datetim
     i = stamps.index(after)
     for part in lake.at(stamps[max(0, i - engine.buffer.history_bars + 1) : i + 1]):
         engine.warm(part)
-
-
-def _frame(ledger: LedgerWriter, query: str, params: tuple) -> pl.DataFrame:
-    cur = ledger.con.execute(query, params)
-    cols = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    return pl.DataFrame(rows, schema=cols, orient="row") if rows else pl.DataFrame(schema=cols)
 
 
 def _stale(ledger: LedgerWriter, cycle_id: int, seconds: float) -> None:

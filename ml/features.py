@@ -32,7 +32,6 @@ than ``rank().over("ts")``, which ranks each timestamp's group on its own).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +40,18 @@ import numpy as np
 import polars as pl
 
 from ml.cross_section import Kernel, Panel, demean, rank_pct
+from ml.series_expr import (
+    SeriesExpr,
+    TailFn,
+    TailWindow,
+    col,
+    compile_tail,
+    max_horizontal,
+    min_horizontal,
+    tail_demand,
+    tod_angle,
+    when,
+)
 
 TARGET_PREFIXES = ("fwd_ret_", "y_", "cs_percentile_", "cs_zscore_", "vol_scaled_")
 KEY_COLUMNS = ("ts", "symbol")
@@ -68,7 +79,7 @@ class FeatureDef:
 
     name: str
     lookback_bars: int
-    expr: Callable[[], pl.Expr] | None
+    expr: Callable[[], SeriesExpr] | None
     sources: tuple[str, ...] = ()
     elementwise: bool = False
     kernel: Kernel | None = None
@@ -79,26 +90,22 @@ class FeatureDef:
         return self.kernel is not None
 
 
-def _c(name: str) -> pl.Expr:
-    return pl.col(name)
+def _ret(k: int) -> SeriesExpr:
+    return col("close") / col("close").shift(k) - 1.0
 
 
-def _ret(k: int) -> pl.Expr:
-    return _c("close") / _c("close").shift(k) - 1.0
+def _log_ret() -> SeriesExpr:
+    return (col("close") / col("close").shift(1)).log()
 
 
-def _log_ret() -> pl.Expr:
-    return (_c("close") / _c("close").shift(1)).log()
-
-
-def _zscore(expr: pl.Expr, window: int) -> pl.Expr:
+def _zscore(expr: SeriesExpr, window: int) -> SeriesExpr:
     mean = expr.rolling_mean(window)
     std = expr.rolling_std(window)
     return (expr - mean) / std
 
 
-def _rsi(window: int) -> pl.Expr:
-    diff = _c("close").diff()
+def _rsi(window: int) -> SeriesExpr:
+    diff = col("close").diff()
     gain = diff.clip(lower_bound=0).rolling_mean(window)
     loss = (-diff).clip(lower_bound=0).rolling_mean(window)
     return 100.0 - 100.0 / (1.0 + gain / loss)
@@ -107,50 +114,27 @@ def _rsi(window: int) -> pl.Expr:
 _LN2 = 0.6931471805599453
 
 
-def _parkinson(window: int) -> pl.Expr:
-    return ((_c("high") / _c("low")).log().pow(2).rolling_mean(window) / (4.0 * _LN2)).sqrt()
+def _parkinson(window: int) -> SeriesExpr:
+    return ((col("high") / col("low")).log().pow(2).rolling_mean(window) / (4.0 * _LN2)).sqrt()
 
 
-def _garman_klass(window: int) -> pl.Expr:
+def _garman_klass(window: int) -> SeriesExpr:
     """sqrt of the mean of ``0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2`` (per-bar, >= 0 since |ln C/O| <= ln H/L)."""
-    hl = (_c("high") / _c("low")).log()
-    co = (_c("close") / _c("open")).log()
+    hl = (col("high") / col("low")).log()
+    co = (col("close") / col("open")).log()
     per_bar = 0.5 * hl.pow(2) - (2.0 * _LN2 - 1.0) * co.pow(2)
     return per_bar.rolling_mean(window).clip(lower_bound=0.0).sqrt()
 
 
-def _atr(window: int) -> pl.Expr:
+def _atr(window: int) -> SeriesExpr:
     """Mean true range over ``window`` bars, as a fraction of close; the true range needs the previous close."""
-    prev = _c("close").shift(1)
-    true_range = pl.max_horizontal(_c("high"), prev) - pl.min_horizontal(_c("low"), prev)
-    true_range = pl.when(prev.is_not_null()).then(true_range)
-    return true_range.rolling_mean(window) / _c("close")
+    prev = col("close").shift(1)
+    true_range = max_horizontal(col("high"), prev) - min_horizontal(col("low"), prev)
+    true_range = when(prev.is_not_null(), true_range)
+    return true_range.rolling_mean(window) / col("close")
 
 
-def _complete(expr: pl.Expr, window: int) -> pl.Expr:
-    """True where the last ``window`` bars of ``expr`` (bar ``t`` included) are all present."""
-    return expr.is_not_null().cast(pl.UInt32).rolling_sum(window) == window
-
-
-def _ema(expr: pl.Expr, span: int, window: int) -> pl.Expr:
-    """A truncated EMA: weights ``d^lag`` (``d = 1 - 2 / (span + 1)``) over the last ``window`` bars, normalised.
-
-    Computed in O(1) a bar from the running, untruncated EMA ``y_t = d·y_{t-1} + (1 - d)·x_t`` (``y_0 = x_0``):
-    the weighted sum of the window is ``y_t - d^window·y_{t-window}`` (the older terms cancel), and
-    ``y_{t-window} = (y_{t-window+1} - (1 - d)·x_{t-window+1}) / d`` holds from the first full window on (with
-    ``y_{-1} = x_0``), so the result reads exactly ``window - 1`` bars before ``t`` and is null before that. It equals
-    ``rolling_mean(window, weights=...)`` to ~1e-15 relative, several times faster than that O(window) kernel.
-
-    Nulls inside the window are read as 0: mask the result with :func:`_complete` where the input may hold them.
-    """
-    decay = 1.0 - 2.0 / (span + 1.0)
-    x = expr.fill_null(0.0)
-    running = x.ewm_mean(alpha=1.0 - decay, adjust=False)
-    dropped = decay ** (window - 1) * (running.shift(window - 1) - (1.0 - decay) * x.shift(window - 1))
-    return (running - dropped) / (1.0 - decay**window)
-
-
-# MACD (12, 26, 9) with each EMA truncated at 3 spans (dropped weight < 0.3 %).
+# MACD (12, 26, 9) with each EMA truncated at 3 spans (dropped weight < 0.3 %): SeriesExpr.truncated_ema.
 MACD_FAST = (12, 36)
 MACD_SLOW = (26, 78)
 MACD_SIGNAL = (9, 27)
@@ -158,45 +142,37 @@ _MACD_LOOKBACK = max(MACD_FAST[1], MACD_SLOW[1]) - 1
 _MACD_SIGNAL_LOOKBACK = _MACD_LOOKBACK + MACD_SIGNAL[1] - 1
 
 
-def _macd() -> pl.Expr:
+def _macd() -> SeriesExpr:
     """(EMA12 - EMA26) of close, divided by close: scale-free; null when a close of the slow window is missing."""
-    close = _c("close")
-    macd = (_ema(close, *MACD_FAST) - _ema(close, *MACD_SLOW)) / close
-    return pl.when(_complete(close, max(MACD_FAST[1], MACD_SLOW[1]))).then(macd)
+    close = col("close")
+    macd = (close.truncated_ema(*MACD_FAST) - close.truncated_ema(*MACD_SLOW)) / close
+    return when(close.complete(max(MACD_FAST[1], MACD_SLOW[1])), macd)
 
 
-def _macd_signal() -> pl.Expr:
+def _macd_signal() -> SeriesExpr:
     """The truncated EMA of ``macd``; null when a ``macd`` of its window is null."""
-    return pl.when(_complete(_c("macd"), MACD_SIGNAL[1])).then(_ema(_c("macd"), *MACD_SIGNAL))
+    return when(col("macd").complete(MACD_SIGNAL[1]), col("macd").truncated_ema(*MACD_SIGNAL))
 
 
-def _bollinger_pctb(window: int, width: float = 2.0) -> pl.Expr:
+def _bollinger_pctb(window: int, width: float = 2.0) -> SeriesExpr:
     """Where close sits in the band ``mean ± width·std`` (sample std): 0 = lower band, 1 = upper band.
 
     Written ``0.5 + (close - mean) / (2·width·std)`` (= ``(close - lower) / (upper - lower)``) to roll the std once.
     """
-    return 0.5 + (_c("close") - _c("close").rolling_mean(window)) / (2.0 * width * _c("close").rolling_std(window))
+    return 0.5 + (col("close") - col("close").rolling_mean(window)) / (2.0 * width * col("close").rolling_std(window))
 
 
-def _vwap_dev_rolling(window: int) -> pl.Expr:
+def _vwap_dev_rolling(window: int) -> SeriesExpr:
     """close / (volume-weighted mean of the bars' VWAP over ``window`` bars) - 1."""
-    rolling_vwap = (_c("vwap") * _c("volume")).rolling_sum(window) / _c("volume").rolling_sum(window)
-    return _c("close") / rolling_vwap - 1.0
+    rolling_vwap = (col("vwap") * col("volume")).rolling_sum(window) / col("volume").rolling_sum(window)
+    return col("close") / rolling_vwap - 1.0
 
 
-_DAY_US = 86_400_000_000
-
-
-def _tod_angle() -> pl.Expr:
-    """The bar's UTC time of day as an angle (``epoch`` is the UTC instant whatever the column's time zone)."""
-    return (_c("ts").dt.epoch("us") % _DAY_US).cast(pl.Float64) * (2.0 * math.pi / _DAY_US)
-
-
-def _ts(name: str, lookback: int, fn: Callable[[], pl.Expr], sources: tuple[str, ...] = ()) -> FeatureDef:
+def _ts(name: str, lookback: int, fn: Callable[[], SeriesExpr], sources: tuple[str, ...] = ()) -> FeatureDef:
     return FeatureDef(name, lookback, fn, sources=sources)
 
 
-def _combine(name: str, fn: Callable[[], pl.Expr], sources: tuple[str, ...]) -> FeatureDef:
+def _combine(name: str, fn: Callable[[], SeriesExpr], sources: tuple[str, ...]) -> FeatureDef:
     """A feature computed from its sources' values at bar ``t`` alone (its lookback is theirs)."""
     return FeatureDef(name, max(FEATURES_BY_NAME[s].lookback_bars for s in sources), fn, sources, elementwise=True)
 
@@ -206,11 +182,11 @@ def _cross_sectional_feature(prefix: str, kernel: Kernel, source: str) -> Featur
     return FeatureDef(f"{prefix}_{source}", FEATURES_BY_NAME[source].lookback_bars, None, (source,), kernel=kernel)
 
 
-def _wick_log_ratio() -> pl.Expr:
+def _wick_log_ratio() -> SeriesExpr:
     """``log(upper wick / lower wick)``, each wick padded by 1 % of the bar's range so flat wicks stay finite."""
-    pad = 0.01 * (_c("high") - _c("low"))
-    upper = _c("high") - pl.max_horizontal("open", "close") + pad
-    lower = pl.min_horizontal("open", "close") - _c("low") + pad
+    pad = 0.01 * (col("high") - col("low"))
+    upper = col("high") - max_horizontal("open", "close") + pad
+    lower = min_horizontal("open", "close") - col("low") + pad
     return (upper / lower).log()
 
 
@@ -223,53 +199,53 @@ _TS_FEATURES: list[FeatureDef] = [
     _ts("ret_60", 60, lambda: _ret(60)),
     _ts("log_ret_1", 1, _log_ret),
     # volatility and shape of returns
-    _ts("rvol_5", 5, lambda: _c("log_ret_1").rolling_std(5), ("log_ret_1",)),
-    _ts("rvol_20", 20, lambda: _c("log_ret_1").rolling_std(20), ("log_ret_1",)),
-    _ts("rvol_60", 60, lambda: _c("log_ret_1").rolling_std(60), ("log_ret_1",)),
-    _ts("skew_20", 20, lambda: _c("log_ret_1").rolling_skew(20, bias=False), ("log_ret_1",)),
+    _ts("rvol_5", 5, lambda: col("log_ret_1").rolling_std(5), ("log_ret_1",)),
+    _ts("rvol_20", 20, lambda: col("log_ret_1").rolling_std(20), ("log_ret_1",)),
+    _ts("rvol_60", 60, lambda: col("log_ret_1").rolling_std(60), ("log_ret_1",)),
+    _ts("skew_20", 20, lambda: col("log_ret_1").rolling_skew(20), ("log_ret_1",)),
     _ts("parkinson_vol_20", 19, lambda: _parkinson(20)),
     _ts("gk_vol_20", 19, lambda: _garman_klass(20)),
     _ts("atr_14", 14, lambda: _atr(14)),
     # bar shape
-    _ts("range_frac", 0, lambda: (_c("high") - _c("low")) / _c("close")),
-    _ts("close_location", 0, lambda: ((_c("close") - _c("low")) / (_c("high") - _c("low"))).fill_nan(0.5)),
+    _ts("range_frac", 0, lambda: (col("high") - col("low")) / col("close")),
+    _ts("close_location", 0, lambda: ((col("close") - col("low")) / (col("high") - col("low"))).fill_nan(0.5)),
     # oscillators and trend
     _ts("rsi_6", 6, lambda: _rsi(6)),
     _ts("rsi_14", 14, lambda: _rsi(14)),
     _ts("macd", _MACD_LOOKBACK, _macd),
     _ts("macd_signal", _MACD_SIGNAL_LOOKBACK, _macd_signal, ("macd",)),
     _ts("bb_pctb_20", 19, lambda: _bollinger_pctb(20)),
-    _ts("dist_high_20", 19, lambda: _c("close") / _c("high").rolling_max(20) - 1.0),
-    _ts("dist_low_20", 19, lambda: _c("close") / _c("low").rolling_min(20) - 1.0),
-    _ts("dist_high_60", 59, lambda: _c("close") / _c("high").rolling_max(60) - 1.0),
-    _ts("dist_low_60", 59, lambda: _c("close") / _c("low").rolling_min(60) - 1.0),
+    _ts("dist_high_20", 19, lambda: col("close") / col("high").rolling_max(20) - 1.0),
+    _ts("dist_low_20", 19, lambda: col("close") / col("low").rolling_min(20) - 1.0),
+    _ts("dist_high_60", 59, lambda: col("close") / col("high").rolling_max(60) - 1.0),
+    _ts("dist_low_60", 59, lambda: col("close") / col("low").rolling_min(60) - 1.0),
     # volume
-    _ts("volume_z_20", 19, lambda: _zscore(_c("__log_volume"), 20), ("__log_volume",)),
-    _ts("volume_z_50", 49, lambda: _zscore(_c("__log_volume"), 50), ("__log_volume",)),
-    _ts("dollar_volume_z_20", 19, lambda: _zscore(_c("__log_dollar_volume"), 20), ("__log_dollar_volume",)),
+    _ts("volume_z_20", 19, lambda: _zscore(col("__log_volume"), 20), ("__log_volume",)),
+    _ts("volume_z_50", 49, lambda: _zscore(col("__log_volume"), 50), ("__log_volume",)),
+    _ts("dollar_volume_z_20", 19, lambda: _zscore(col("__log_dollar_volume"), 20), ("__log_dollar_volume",)),
     # vwap (typical price when the bars have no vwap column)
-    _ts("vwap_dev", 0, lambda: _c("close") / _c("vwap") - 1.0),
+    _ts("vwap_dev", 0, lambda: col("close") / col("vwap") - 1.0),
     _ts("vwap_dev_20", 19, lambda: _vwap_dev_rolling(20)),
     # time of day (UTC)
-    _ts("tod_sin", 0, lambda: _c("__tod_angle").sin(), ("__tod_angle",)),
-    _ts("tod_cos", 0, lambda: _c("__tod_angle").cos(), ("__tod_angle",)),
+    _ts("tod_sin", 0, lambda: col("__tod_angle").sin(), ("__tod_angle",)),
+    _ts("tod_cos", 0, lambda: col("__tod_angle").cos(), ("__tod_angle",)),
     # bar shape: the opening gap against the previous close, and the upper/lower wick imbalance
-    _ts("open_gap", 1, lambda: (_c("open") / _c("close").shift(1)).log()),
+    _ts("open_gap", 1, lambda: (col("open") / col("close").shift(1)).log()),
     _ts("wick_log_ratio", 0, lambda: _wick_log_ratio()),
 ]
 FEATURES_BY_NAME: dict[str, FeatureDef] = {f.name: f for f in _TS_FEATURES}
 _COMBINED: list[FeatureDef] = [
-    _combine("mom_gap_20_5", lambda: _c("ret_20") - _c("ret_5"), ("ret_20", "ret_5")),
-    _combine("macd_hist", lambda: _c("macd") - _c("macd_signal"), ("macd", "macd_signal")),
+    _combine("mom_gap_20_5", lambda: col("ret_20") - col("ret_5"), ("ret_20", "ret_5")),
+    _combine("macd_hist", lambda: col("macd") - col("macd_signal"), ("macd", "macd_signal")),
 ]
 FEATURES_BY_NAME.update({f.name: f for f in _COMBINED})
 # Helper columns (not features: not in ALL_FEATURES, never output) that several expressions read, computed once.
 _HELPERS: list[FeatureDef] = [
     # log1p: a zero-volume bar (a halt, an auction-only bar) is a finite, very low value, not a -inf that would
     # turn the whole rolling window's mean and std into NaN
-    _ts("__log_volume", 0, lambda: _c("volume").log1p()),
-    _ts("__log_dollar_volume", 0, lambda: (_c("close") * _c("volume")).log1p()),
-    _ts("__tod_angle", 0, _tod_angle),
+    _ts("__log_volume", 0, lambda: col("volume").log1p()),
+    _ts("__log_dollar_volume", 0, lambda: (col("close") * col("volume")).log1p()),
+    _ts("__tod_angle", 0, tod_angle),
 ]
 _CS_FEATURES: list[FeatureDef] = [
     # (no cs_rank_dollar_volume_z_20: within 20 bars price barely moves, so it duplicates cs_rank_volume_z_20)
@@ -354,17 +330,15 @@ def _stages(names: Iterable[str]) -> list[list[FeatureDef]]:
     return [groups[key] for key in sorted(groups)]
 
 
-def _evaluate(f: FeatureDef, per_symbol: bool = True) -> pl.Expr:
-    """A time-series feature's column.
+def _evaluate(f: FeatureDef) -> pl.Expr:
+    """A time-series feature's polars column.
 
     A feature with a lookback runs ``over(SYMBOL_ID)``: each symbol's bars on their own, so no value depends, even
     by a rounding bit, on another symbol's bars (polars' rolling kernels carry state from row to row). One that
     reads only bar ``t`` (``lookback_bars == 0``, or ``elementwise`` over its sources) needs no window.
-    ``per_symbol=False`` (:func:`latest_features`) evaluates over the whole column: right only at rows whose
-    lookback lies inside their own symbol's bars.
     """
-    expr = f.expr()
-    if per_symbol and f.lookback_bars > 0 and not f.elementwise:
+    expr = f.expr().polars()
+    if f.lookback_bars > 0 and not f.elementwise:
         expr = expr.over(SYMBOL_ID)
     return expr.alias(f.name)
 
@@ -407,10 +381,10 @@ def _symbol_chunks(symbols: pl.Series, max_rows: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def _series_plan(lf: pl.LazyFrame, needed: set[str], per_symbol: bool = True) -> pl.LazyFrame:
+def _series_plan(lf: pl.LazyFrame, needed: set[str]) -> pl.LazyFrame:
     """The plan of ``ts``, ``symbol``, ``close`` and the time-series features in ``needed`` (sources computed on the
-    way) over symbol-sorted bars, stage by stage (``per_symbol``: see :func:`_evaluate`)."""
-    series, stages = _stage_exprs(frozenset(needed), per_symbol)
+    way) over symbol-sorted bars, stage by stage."""
+    series, stages = _stage_exprs(frozenset(needed))
     for exprs, nan_to_null in stages:
         lf = lf.with_columns(exprs).with_columns(nan_to_null)
     return lf.select(*KEY_COLUMNS, "close", *series)
@@ -418,14 +392,13 @@ def _series_plan(lf: pl.LazyFrame, needed: set[str], per_symbol: bool = True) ->
 
 @functools.lru_cache(maxsize=256)
 def _stage_exprs(
-    needed: frozenset[str], per_symbol: bool
+    needed: frozenset[str],
 ) -> tuple[tuple[str, ...], tuple[tuple[tuple[pl.Expr, ...], tuple[pl.Expr, ...]], ...]]:
     """The time-series features among ``needed`` and, per stage, their expressions and the NaN -> null pass on the
-    materialised columns (``fill_nan`` on the expression would evaluate it 3 times). Built once per feature set:
-    the live engine plans the same features every cycle, and building the expressions costs more than a small plan."""
+    materialised columns (``fill_nan`` on the expression would evaluate it 3 times). Built once per feature set."""
     series = tuple(sorted(n for n in needed if n in FEATURES_BY_NAME and not _DEFS[n].cross_sectional))
     stages = tuple(
-        (tuple(_evaluate(f, per_symbol) for f in stage), tuple(pl.col(f.name).fill_nan(None) for f in stage))
+        (tuple(_evaluate(f) for f in stage), tuple(pl.col(f.name).fill_nan(None) for f in stage))
         for stage in _stages(needed)
     )
     return series, stages
@@ -449,15 +422,15 @@ def _sorted_bars(bars: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     4M rows, sorting ~50 ms plus fresh memory for every column.
     """
     df = bars.lazy().collect(engine="in-memory") if isinstance(bars, pl.LazyFrame) else bars
-    symbol, ts = _c("symbol"), _c("ts")
+    symbol, ts = pl.col("symbol"), pl.col("ts")
     in_order = (symbol > symbol.shift(1)) | ((symbol == symbol.shift(1)) & (ts > ts.shift(1)))
     if df.height > 1 and not df.select(in_order.slice(1).all()).item():
         df = df.sort("symbol", "ts")
-    typical = (_c("high") + _c("low") + _c("close")) / 3.0
+    typical = (pl.col("high") + pl.col("low") + pl.col("close")) / 3.0
     if "vwap" not in df.columns:
         df = df.with_columns(typical.alias("vwap"))
     elif df["vwap"].null_count():
-        df = df.with_columns(_c("vwap").fill_nan(None).fill_null(typical))  # row by row: empty cells only
+        df = df.with_columns(pl.col("vwap").fill_nan(None).fill_null(typical))  # row by row: empty cells only
     return df.with_columns(symbol.rle_id().set_sorted().alias(SYMBOL_ID))
 
 
@@ -482,53 +455,115 @@ def build_features(bars: pl.DataFrame | pl.LazyFrame, names: Iterable[str] | Non
     return frame[columns]
 
 
-_TAIL_CLASSES = (10, 20, 60)
-""":func:`latest_features` evaluates the features of lookback <= 10 bars on each symbol's last 11 bars, <= 20 on 21,
-<= 60 on 61 and the longer ones together on the longest: fewer rows for most features, few plans (~1 ms each)."""
+BAR_WINDOW_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "ts")
+"""The bar columns :func:`newest_feature_values` reads, ``ts`` as float epoch microseconds."""
+
+
+@functools.lru_cache(maxsize=64)
+def _newest_plan(
+    names: tuple[str, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[FeatureDef, ...], dict[str, TailFn], dict[str, int]]:
+    """For a feature set: the features (:func:`resolve`), the time-series features to evaluate (sources included),
+    the cross-sectional ones, every time-series node (features and helper columns) by name compiled for numpy, and
+    the tail each is computed at (:func:`ml.series_expr.tail_demand`); built once."""
+    wanted = tuple(resolve(names))
+    needed = _with_sources(wanted)
+    series = tuple(sorted(n for n in needed if not _DEFS[n].cross_sectional))
+    cross = tuple(_DEFS[n] for n in sorted(needed) if _DEFS[n].cross_sectional)
+    nodes = {n: _DEFS[n].expr() for n in series}
+    demand = tail_demand(nodes, [n for n in series if n in FEATURES_BY_NAME])
+    return wanted, series, cross, {n: compile_tail(node) for n, node in nodes.items()}, demand
+
+
+def newest_feature_values(columns: dict[str, np.ndarray], n_bars: np.ndarray, names: Iterable[str]) -> np.ndarray:
+    """The features of each symbol's newest bar, ``(n_symbols, len(names))`` in ``names`` order (NaN: null), from a
+    window of every symbol's last bars: the values :func:`build_features` gives at those bars, from the same
+    definitions (:mod:`ml.series_expr` evaluates them with numpy at the newest bar instead of polars over every bar).
+
+    Args:
+        columns: :data:`BAR_WINDOW_COLUMNS`, each ``(width, n_symbols)``: a symbol's bars down its column, oldest
+            first, its newest bar in the last row, NaN above its first bar in the window. ``vwap`` NaN where a bar
+            has none: it reads the typical price there, as in training. The window must hold
+            ``max_lookback_bars(names) + 1`` rows for a symbol's features to be complete.
+        n_bars: bars of each symbol in the window.
+        names: features (resolved and checked by :func:`resolve`).
+
+    The symbols are those of one timestamp (the cross-sectional features rank across them all). A symbol with
+    ``n_bars <= lookback_bars`` of a feature has it null, as in training's warm-up. Equal to :func:`build_features`
+    to rounding (polars' running sums carry their last bits; ``tests/test_features.py`` checks 1e-9).
+    """
+    wanted, series, cross, nodes, demand = _newest_plan(tuple(names))
+    # row-major, whatever the caller's layout: numpy reduces a window the same way (the same bits) only then
+    columns = {k: np.ascontiguousarray(v) for k, v in columns.items()}
+    width = columns["close"].shape[0]
+    n_bars = np.minimum(np.asarray(n_bars), width)
+    read = min(demand.get("vwap", 0), width)  # the newest bars any feature reads of vwap
+    if read:
+        vwap = columns["vwap"][width - read :]
+        no_vwap = np.isnan(vwap) & (np.arange(width - read, width)[:, None] >= (width - n_bars)[None, :])
+        if no_vwap.any():  # a bar without vwap reads its typical price, as in training
+            tail = slice(width - read, width)
+            typical = (columns["high"][tail] + columns["low"][tail] + columns["close"][tail]) / 3.0
+            filled = np.full_like(columns["vwap"], np.nan)
+            filled[tail] = np.where(no_vwap, typical, vwap)
+            columns = {**columns, "vwap": filled}
+    window = TailWindow(columns, n_bars, nodes.__getitem__, demand)
+    out = np.empty((len(n_bars), len(wanted)))
+    at = {name: j for j, name in enumerate(wanted)}
+    values: dict[str, np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        for name in series:
+            if name in FEATURES_BY_NAME:
+                v = np.asarray(window.column(name, 1), dtype=np.float64)[0]
+                values[name] = np.where(n_bars > _DEFS[name].lookback_bars, v, np.nan)
+        n_rows = np.array([len(n_bars)])
+        for f in cross:
+            values[f.name] = f.kernel(values[f.sources[0]][None, :], n_rows)[0]
+    for name, j in at.items():
+        out[:, j] = values[name]
+    return out
+
+
+def right_aligned(bars: pl.DataFrame, width: int) -> tuple[list[str], dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The last ``width`` bars of each symbol of (any-order) bars as :func:`newest_feature_values` reads them
+    (``(width, n_symbols)``, newest last): ``(symbols, columns, n_bars, newest ts of each symbol)``, symbols
+    sorted."""
+    bars = _sorted_bars(bars)
+    symbols = bars["symbol"].unique(maintain_order=True).to_list()
+    counts = bars[SYMBOL_ID].rle().struct.field("len").to_numpy().astype(np.int64)
+    ends = np.cumsum(counts)
+    from_end = np.repeat(ends, counts) - 1 - np.arange(bars.height)  # 0 at each symbol's last bar
+    keep = from_end < width
+    cols = np.repeat(np.arange(len(symbols)), counts)[keep]
+    rows = width - 1 - from_end[keep]
+    ts_us = bars["ts"].dt.epoch("us").to_numpy().astype(np.float64)
+    columns = {}
+    for name in BAR_WINDOW_COLUMNS:
+        values = ts_us if name == "ts" else bars[name].cast(pl.Float64).to_numpy()
+        grid = np.full((width, len(symbols)), np.nan)
+        grid[rows, cols] = values[keep]
+        columns[name] = grid
+    return symbols, columns, np.minimum(counts, width), ts_us[ends - 1]
 
 
 def latest_features(window: pl.DataFrame, names: Iterable[str] | None = None) -> pl.DataFrame:
-    """The feature rows of the newest bar timestamp of ``window`` (each symbol's most recent bars), one per symbol
-    with a bar there: the rows :func:`build_features` gives at that timestamp, from the same expressions.
-
-    What differs is only how they are evaluated, for the one row a symbol needs. The time-series features are taken
-    in classes of equal ``lookback_bars``; a class is evaluated on each symbol's last ``lookback_bars + 1`` bars
-    alone (all a symbol's last row reads), over the whole (symbol, ts)-sorted column instead of ``over`` each symbol
-    (``bench/live.py``: ~4x faster than :func:`build_features` on 500 symbols × 104 bars). Where a symbol has fewer
-    bars in the window, the feature is null, as in training's warm-up. Equal to :func:`build_features` to rounding
-    (running sums and the EMAs carry the previous symbol's last bits; ``tests/test_features.py`` checks 1e-9).
-    """
+    """The feature rows of the newest bar timestamp of ``window`` (bars of any order), one per symbol with a bar
+    there (sorted by symbol): the rows :func:`build_features` gives at that timestamp, computed by
+    :func:`newest_feature_values` from each symbol's last ``max_lookback_bars + 1`` bars."""
     wanted = resolve(names)
-    needed = _with_sources(wanted)
-    bars = _sorted_bars(window)
-    if bars.is_empty():
+    if window.is_empty():
         raise ValueError("latest_features needs at least one bar")
-    n_bars = bars[SYMBOL_ID].rle().struct.field("len").to_numpy()
-    ends = np.cumsum(n_bars)
-    from_end = np.repeat(ends, n_bars) - 1 - np.arange(bars.height)  # 0 at each symbol's last bar
-    classes: dict[int, list[str]] = {}
-    for name in sorted(needed):
-        if name in FEATURES_BY_NAME and not _DEFS[name].cross_sectional:
-            lookback = _DEFS[name].lookback_bars
-            classes.setdefault(next((b for b in _TAIL_CLASSES if lookback <= b), -1), []).append(name)
-    if -1 in classes:  # the longest: one class on the longest lookback
-        longest = classes.pop(-1)
-        classes[max(_DEFS[n].lookback_bars for n in longest)] = longest
-    plans = []
-    for reach, members in sorted(classes.items()):
-        last = pl.Series(np.cumsum(np.minimum(n_bars, reach + 1)) - 1)  # each symbol's last row in its tail
-        short = {lb: pl.Series(n_bars <= lb) for lb in {_DEFS[n].lookback_bars for n in members}}
-        tail = bars.filter(pl.Series(from_end <= reach)).lazy()
-        plans.append(  # fewer bars than a feature reads: null, as in warm-up
-            _series_plan(tail, _with_sources(members), per_symbol=False).select(
-                pl.when(short[_DEFS[n].lookback_bars]).then(None).otherwise(pl.col(n).gather(last)).alias(n)
-                for n in members
-            )
-        )
-    parts = [bars[ends - 1].select(*KEY_COLUMNS, "close"), *pl.collect_all(plans, engine="in-memory")]
-    frame = pl.concat(parts, how="horizontal")
-    frame = frame.filter(pl.col("ts") == frame["ts"].max())
-    cross = [_DEFS[n] for n in sorted(needed) if _DEFS[n].cross_sectional]
-    if cross:
-        frame = frame.with_columns(_cross_sectional(frame, cross))
-    return frame[[*KEY_COLUMNS, "close", *wanted]]
+    symbols, columns, n_bars, newest = right_aligned(window, max_lookback_bars(wanted) + 1)
+    at = newest == newest.max()
+    picked = {k: v[:, at] for k, v in columns.items()}
+    values = newest_feature_values(picked, n_bars[at], wanted)
+    ts = window["ts"].max()
+    keys = pl.DataFrame(
+        {
+            "ts": pl.Series("ts", [ts] * int(at.sum()), dtype=window.schema["ts"]),
+            "symbol": [s for s, keep in zip(symbols, at, strict=True) if keep],
+            "close": picked["close"][-1],
+        }
+    )
+    features = pl.DataFrame({n: values[:, j] for j, n in enumerate(wanted)}, nan_to_null=True)
+    return pl.concat([keys, features], how="horizontal")

@@ -358,5 +358,8 @@ def row_ic(S: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of score and target matrices (NaN = absent): ``(IC, n)`` by the per-timestamp rule above; IC is NaN
     where fewer than ``MIN_SYMBOLS_PER_TIMESTAMP`` pairs exist, 0 where a side is constant. Live trading scores
     its realised IC with this, so it is the holdout's measure."""
-    n, ic, _ric, _defined = _per_timestamp(np.atleast_2d(S).astype(float), np.atleast_2d(Y).astype(float))
+    S, Y = np.atleast_2d(S).astype(float), np.atleast_2d(Y).astype(float)
+    mask = ~np.isnan(S) & ~np.isnan(Y)
+    ic, _defined = _row_corr(S, Y, mask)  # the IC of _per_timestamp, without its RankIC
+    n = mask.sum(axis=1).astype(np.int64)
     return np.where(n >= MIN_SYMBOLS_PER_TIMESTAMP, ic, np.nan), n

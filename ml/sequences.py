@@ -3,7 +3,7 @@
 A **window** at ``(t, symbol)`` is the symbol's last ``sequence_length`` bars up to and including bar ``t`` (the
 bar whose close the decision is taken at), oldest first, one column per channel of ``sequence_channels`` in that
 order. Training cuts one per row from the symbol's own bars sorted by time (:func:`raw_windows`); live trading from
-its per-symbol ring buffer (``live.sequence_buffer``). Both hand float64 ``[n, length, channels]`` arrays to
+its per-symbol bar window (``live.bar_window``). Both hand float64 ``[n, length, channels]`` arrays to
 :func:`normalize_windows`, so the same bars give the same numbers bit for bit (the parity test checks equality).
 
 **Normalisations** (``sequence_normalization``). The anchor of a window is the close of its last bar, known at

@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -115,14 +116,43 @@ def target_end_column(target: str) -> str:
     return target + END_SUFFIX
 
 
-def forward_return(spec: TargetSpec) -> pl.Expr:
-    """The raw forward return (a fraction) of ``spec`` at each bar of symbol-sorted bars: ``fwd_ret`` targets are
-    exactly this; the other kinds transform it (:func:`add_targets`). Live trading realises its IC with it."""
+def price_path(spec: TargetSpec) -> tuple[str, int, int]:
+    """``(price column, entry bar, exit bar)`` of ``spec``'s forward return at bar ``t``: it is
+    ``price[t + exit] / price[t + entry] - 1``, the bars counted along the symbol's own bars; ``exit`` is the
+    target's :attr:`TargetSpec.reach_bars`."""
     if spec.entry == "next_open":
-        price, start = pl.col("open"), spec.delay_bars + 1
-    else:
-        price, start = pl.col("close"), spec.delay_bars
-    return (price.shift(-(start + spec.horizon_bars)) / price.shift(-start) - 1.0).over("symbol")
+        start = spec.delay_bars + 1
+        return "open", start, start + spec.horizon_bars
+    return "close", spec.delay_bars, spec.delay_bars + spec.horizon_bars
+
+
+def forward_return(spec: TargetSpec) -> pl.Expr:
+    """The raw forward return (a fraction) of ``spec`` at each bar of bars in time order per symbol
+    (:func:`price_path`): ``fwd_ret`` targets are exactly this; the other kinds transform it (:func:`add_targets`)."""
+    column, start, end = price_path(spec)
+    price = pl.col(column)
+    return (price.shift(-end) / price.shift(-start) - 1.0).over("symbol")
+
+
+def realised_forward_return(spec: TargetSpec, prices: np.ndarray, times: np.ndarray, t: float) -> np.ndarray:
+    """The forward return of ``spec`` at bar time ``t``, realised now, per symbol: live trading's form of
+    :func:`forward_return` (the same :func:`price_path`), read from each symbol's newest bars.
+
+    Args:
+        prices: the path's price column, ``(width, n_symbols)``: each symbol's own bars down its column, its newest
+            bar in the last row.
+        times: the bars' times in the same layout (any number type, e.g. epoch µs).
+        t: the bar time the return starts from, ``exit`` bars before the newest.
+
+    NaN where the symbol has no bar at ``t`` ``exit`` bars before its newest (no bar then, or a bar missing since:
+    its return is not complete yet), as in training, where the symbol's later bars decide.
+    """
+    _, start, end = price_path(spec)
+    at = prices.shape[0] - 1 - end
+    if at < 0:
+        raise ValueError(f"{prices.shape[0]} bars cannot hold a return {end} bars long")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(times[at] == t, prices[at + end] / prices[at + start] - 1.0, np.nan)
 
 
 def add_targets(

@@ -138,12 +138,11 @@ def test_loader_picks_by_sql_and_live_features_match_training(pipeline_results: 
     live_rows = buffer.rows()
     train_rows = read_table(table_dir(pipeline_results, "features", 5)).filter(pl.col("ts") == ts).sort("symbol")
     cols = model.meta.feature_list
-    assert live_rows.height == train_rows.height > 0
-    lx, tx = live_rows.select(cols).to_numpy(), train_rows.select(cols).to_numpy()
-    assert abs(lx - tx).max() < 1e-9
-    X, complete = FeatureBuffer.matrix(live_rows, cols)
+    assert live_rows.symbols == train_rows["symbol"].to_list() and live_rows.symbols
+    X, complete = live_rows.matrix(cols)
+    assert abs(X - train_rows.select(cols).to_numpy()).max() < 1e-9
     assert complete.all()
-    assert len(model.predict(X)) == live_rows.height
+    assert len(model.predict(X)) == len(live_rows.symbols)
 
 
 def test_a_tampered_model_file_is_refused_in_every_mode_and_flagged_in_the_catalog(results_copy: Path) -> None:

@@ -335,3 +335,46 @@ def test_agrees_with_the_independent_pandas_implementation(bars, full, drop_vwap
     rows = bench.compare(ref, ours)
     bad = [r for r in rows if r[3] or r[2] > bench.TOL]
     assert not bad, bad
+
+
+def test_live_realised_forward_returns_equal_training_targets() -> None:
+    """The engine realises a forward return from each symbol's newest bars (``realised_forward_return``): the
+    training target of the same bar, for every entry, delay and horizon, with symbols missing bars."""
+    from live.features import FeatureBuffer, epoch_us
+    from ml.targets import TargetSpec, add_targets, price_path, realised_forward_return
+
+    bars = make_market(SyntheticMarketConfig(n_symbols=8, n_bars=120, seed=4)).sample(fraction=0.93, seed=3)
+    specs = [
+        TargetSpec(horizon_bars=1, entry="next_open"),
+        TargetSpec(horizon_bars=3, delay_bars=1),
+        TargetSpec(horizon_bars=2, delay_bars=2, entry="next_open"),
+    ]
+    stamps = bars["ts"].unique().sort().to_list()
+    keys = bars.select("ts", "symbol")
+    truth = add_targets(keys, bars, specs, 5).sort("symbol")
+    buffer = FeatureBuffer([], min_bars=8)
+    compared = 0
+    for i, ts in enumerate(stamps):
+        buffer.push(bars.filter(pl.col("ts") == ts))
+        rows = np.arange(len(buffer.window.symbols))
+        for spec in specs:
+            column, _, end = price_path(spec)
+            if i < end:
+                continue
+            at = stamps[i - end]
+            got = realised_forward_return(
+                spec,
+                buffer.window.column(column, rows, end + 1),
+                buffer.window.column("ts", rows, end + 1),
+                epoch_us(at),
+            )
+            want = dict(truth.filter(pl.col("ts") == at).select("symbol", spec.name(5)).iter_rows())
+            for symbol, value in zip(buffer.window.symbols, got.tolist(), strict=True):
+                expected = want.get(symbol)
+                if expected is None:  # no bar at ``at`` (or no later bars in the whole market)
+                    assert np.isnan(value), (spec, at, symbol)
+                else:
+                    lagging = np.isnan(value)  # a bar missing since ``at``: not complete yet live
+                    assert lagging or value == expected, (spec, at, symbol, value, expected)
+                    compared += not lagging
+    assert compared > 1500

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from catalog.aliases import clear_alias, list_aliases, set_alias
 from catalog.query import sql
 from live.config import EngineConfig, load_engine_config
 from live.ledger.reader import LedgerReader
-from live.reload import SWAP_INSERT
+from live.reload import SWAP_INSERT, HotReload
 from live.runner import run_live
 from loop.promotion import champion_alias
 from tests.conftest import DEMO_CONFIG
@@ -43,33 +42,34 @@ def _rows(results: Path, query: str, params: tuple = ()) -> list[tuple]:
         return r.con.execute(query, params).fetchall()
 
 
-def _when_cycle(results: Path, n: int, action) -> threading.Thread:
-    """Run ``action`` once the ledger has ``n`` cycles (the engine keeps trading meanwhile)."""
+def _when_cycle(monkeypatch, n: int, action) -> list[int]:
+    """Run ``action`` (an alias move, as a promotion does) in another thread when the engine reaches the boundary
+    before cycle ``n``, and let the boundary's reload check wait for it: the engine's cycles take milliseconds, so
+    a watcher racing the engine would move the alias at whatever cycle it happened to see. Returns the cycles at
+    which it ran (once)."""
+    ran: list[int] = []
+    check = HotReload.before_cycle
 
-    def watch() -> None:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if _rows(results, "select count(*) from cycles")[0][0] >= n:
-                    action()
-                    return
-            except FileNotFoundError:
-                pass
-            time.sleep(0.01)
+    def before_cycle(self, engine, cycle_id, ts):
+        if cycle_id == n and not ran:
+            mover = threading.Thread(target=action)
+            mover.start()
+            mover.join(timeout=120)
+            ran.append(cycle_id)
+        return check(self, engine, cycle_id, ts)
 
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
+    monkeypatch.setattr(HotReload, "before_cycle", before_cycle)
+    return ran
 
 
-def test_a_promotion_is_traded_from_the_next_cycle_and_a_broken_model_is_not(live_copy: Path) -> None:
+def test_a_promotion_is_traded_from_the_next_cycle_and_a_broken_model_is_not(live_copy: Path, monkeypatch) -> None:
     dirs = _dirs(live_copy)
     first, second, broken = dirs["ElasticNet"], dirs["Ridge"], dirs["LightGBM"]
     set_alias(live_copy, ALIAS, first, note="the first champion")
 
-    watcher = _when_cycle(live_copy, 5, lambda: set_alias(live_copy, ALIAS, second, note="promoted"))
+    moved = _when_cycle(monkeypatch, 6, lambda: set_alias(live_copy, ALIAS, second, note="promoted"))
     summary = run_live(live_copy, _cfg(), interval_minutes=5.0, max_cycles=30, install_signals=False)
-    watcher.join()
+    assert moved == [6]
     assert summary.model_swaps == 1 and summary.cycles == 30
 
     (swap_cycle,) = {r[0] for r in _rows(live_copy, "select cycle_id from model_swaps")}
@@ -100,9 +100,9 @@ def test_a_promotion_is_traded_from_the_next_cycle_and_a_broken_model_is_not(liv
     with open(path, "r+b") as fh:  # same inode, size and mtime: the indexer does not look again, the loader does
         fh.write(data)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    watcher = _when_cycle(live_copy, 33, lambda: set_alias(live_copy, ALIAS, broken, note="a broken challenger"))
+    moved = _when_cycle(monkeypatch, 34, lambda: set_alias(live_copy, ALIAS, broken, note="a broken challenger"))
     summary = run_live(live_copy, _cfg(), interval_minutes=5.0, max_cycles=10, install_signals=False)
-    watcher.join()
+    assert moved == [34]
     assert summary.model_swaps == 0
     failed = _rows(live_copy, "select severity, message from events where event_type = 'models_reload_failed'")
     assert len(failed) == 1 and failed[0][0] == "warning" and "checksum" in failed[0][1]

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from live.sequence_buffer import BarOrderError, SequenceBuffer
+from live.bar_window import BarOrderError, BarWindow
 from ml.sequences import PRICE_CHANNELS, SequenceSpec, normalize_windows, raw_windows, sequence_inputs
 from ml.synthetic import SyntheticMarketConfig, make_market
 
@@ -30,7 +30,7 @@ def test_live_buffer_window_equals_training_window_bit_for_bit(bars, normalizati
     shuffled = bars.sample(fraction=1.0, shuffle=True, seed=1)  # training windows do not depend on row order
     train, complete = sequence_inputs(shuffled, spec)
     key = {k: i for i, k in enumerate(shuffled.select("ts", "symbol").iter_rows())}
-    buffer = SequenceBuffer(capacity=20, columns=CHANNELS)
+    buffer = BarWindow(capacity=20, columns=CHANNELS)
     checked = 0
     for (ts,), part in bars.sort("ts").partition_by("ts", as_dict=True, maintain_order=True).items():
         part = part.sort("symbol")
@@ -77,7 +77,7 @@ def test_relative_volume_survives_every_normalisation():
 
 
 def test_a_bar_twice_or_out_of_order_is_an_error_and_writes_nothing():
-    buf = SequenceBuffer(capacity=3, columns=("close", "volume"))
+    buf = BarWindow(capacity=3, columns=("close", "volume"))
     buf.push(100, ["A", "B"], np.array([[1.0, 5.0], [2.0, 6.0]]))
     with pytest.raises(BarOrderError, match="again"):
         buf.push(100, ["A"], np.array([[1.5, 5.0]]))
@@ -91,12 +91,12 @@ def test_a_bar_twice_or_out_of_order_is_an_error_and_writes_nothing():
     assert np.isnan(raw[2]).all()  # C's rejected bar was not written
 
 
-def test_ring_keeps_the_newest_bars():
-    buf = SequenceBuffer(capacity=3, columns=("close",))
+def test_window_keeps_the_newest_bars():
+    buf = BarWindow(capacity=3, columns=("close",))
     for t in range(1, 8):
         buf.push(t, ["A"], np.array([[float(t)]]))
     assert buf.raw(["A"], 3, ("close",))[0, :, 0].tolist() == [5.0, 6.0, 7.0]
-    with pytest.raises(ValueError, match="longer than the buffer"):
+    with pytest.raises(ValueError, match="longer than the window"):
         buf.raw(["A"], 4, ("close",))
 
 

@@ -15,6 +15,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -22,17 +23,20 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from contracts.bridge import utc_now_iso
 from live.broker.base import Fill, Order
 from live.config import EngineConfig
 from live.engine import arbitration, blending, records, sizing
-from live.features import FeatureBuffer
+from live.engine.execution import decide
+from live.engine.prediction import predict_all
+from live.features import FeatureBuffer, epoch_us
 from live.inference import CrossSectionalRankingPredictor
 from live.loader import LoadedModel
 from live.risk.limits import ACTIVE, HALTED, RiskState, assess, pre_trade, trip
 from ml.metrics import row_ic
-from ml.targets import VOL_WINDOW_BARS, TargetSpec, add_targets, forward_return
+from ml.targets import VOL_WINDOW_BARS, TargetSpec, add_targets, price_path, realised_forward_return
 
 BLEND = "<blend>"
 
@@ -77,15 +81,17 @@ class TradedModel:
         return self.loaded.predict
 
 
+def cycle_threads() -> threadpool_limits:
+    """A context in which BLAS runs on one thread, for the engine's cycles: their array products are small (500
+    symbols × 104 bars, 500 rows × 44 features), where OpenBLAS's threads cost more than they save (a 500 × 104 by
+    104 × 27 product: 0.13 ms on one thread, 0.4 ms on two, on 2 cores)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def model_changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
     """``(model, old model_dir or None, new model_dir or None)`` for every model key whose directory differs
     between two ``{model key: model_dir}`` selections, sorted by key."""
     return [(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-def client_order_id(account: str, ts: str, symbol: str) -> str:
-    """The order id of ``symbol`` at the cycle of bar ``ts``: a pure function, so a repeated cycle repeats it."""
-    return f"{account}-{ts[:19].replace('-', '').replace(':', '')}-{symbol}"
 
 
 @dataclass
@@ -144,7 +150,6 @@ class Engine:
         self.cfg = cfg
         self.universe = universe
         self.index = {s: i for i, s in enumerate(universe)}
-        self.universe_array = np.array(universe, dtype=object)
         self.interval_minutes = interval_minutes
         self.ledger = ledger
         self.broker = broker
@@ -160,6 +165,8 @@ class Engine:
         self.loaded_cycle: dict[str, int] = {}  # model -> the first cycle it predicted at, after a hot reload
         self._use(models)
         self.buffer = self.buffer_for(models)
+        workers = cfg.predict_workers
+        self._predict_pool = ThreadPoolExecutor(workers, thread_name_prefix="predict") if workers > 1 else None
 
     def _use(self, models: list[TradedModel]) -> None:
         self.models = models
@@ -196,14 +203,22 @@ class Engine:
     # --- warm-up ------------------------------------------------------------------------------------------------
     def warm(self, bars_at_ts: pl.DataFrame) -> None:
         """Feed a bar timestamp before the first cycle (history for features, volatility and closes)."""
+        bars_at_ts, idx = self._in_universe(bars_at_ts)
         self.buffer.push(bars_at_ts)
-        self._update_closes(bars_at_ts)
+        self._update_closes(idx, bars_at_ts["close"].to_numpy())
 
-    def _update_closes(self, bars_at_ts: pl.DataFrame) -> np.ndarray:
+    def _in_universe(self, bars_at_ts: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+        """A timestamp's bars of universe symbols, sorted by symbol, and their universe positions."""
+        if not bars_at_ts["symbol"].is_sorted():
+            bars_at_ts = bars_at_ts.sort("symbol")
+        idx = np.fromiter((self.index.get(s, -1) for s in bars_at_ts["symbol"].to_list()), np.int64, bars_at_ts.height)
+        if (idx < 0).any():
+            bars_at_ts, idx = bars_at_ts.filter(pl.Series(idx >= 0)), idx[idx >= 0]
+        return bars_at_ts, idx
+
+    def _update_closes(self, idx: np.ndarray, closes: np.ndarray) -> np.ndarray:
         close = np.full(len(self.universe), np.nan)
-        idx = [self.index[s] for s in bars_at_ts["symbol"].to_list() if s in self.index]
-        keep = bars_at_ts.filter(pl.col("symbol").is_in(self.universe))
-        close[idx] = keep["close"].to_numpy()
+        close[idx] = closes
         self.last_close = np.where(np.isfinite(close), close, self.last_close)
         self.close_hist.append(close)
         return close
@@ -215,13 +230,13 @@ class Engine:
         day = ts.date().isoformat()
         events: list[tuple[str, str, str, dict]] = []
         in_sample = ts < self.first_tradable
-        bars_at_ts = bars_at_ts.filter(pl.col("symbol").is_in(self.universe)).sort("symbol")
-        syms = bars_at_ts["symbol"].to_list()
-        rows_idx = np.array([self.index[s] for s in syms], dtype=np.int64)
+        bars_at_ts, rows_idx = self._in_universe(bars_at_ts)
+        syms = [self.universe[i] for i in rows_idx]
         n = len(self.universe)
-        opens = dict(zip(syms, bars_at_ts["open"].to_list(), strict=True))
+        bar_open, bar_close, bar_volume = bars_at_ts.select("open", "close", "volume").to_numpy().T
+        opens = dict(zip(syms, bar_open.tolist(), strict=True))
         volume = np.zeros(n)
-        volume[rows_idx] = bars_at_ts["volume"].to_numpy()
+        volume[rows_idx] = bar_volume
 
         # the broker moves to ts: the previous cycle's orders fill at this bar's open; reconcile with its book
         self.broker.process_bar(ts_iso, opens, dict(zip(syms, volume[rows_idx].tolist(), strict=True)))
@@ -239,7 +254,7 @@ class Engine:
         commands = self._apply_commands(day, events)
         has_bar = np.zeros(n, bool)
         has_bar[rows_idx] = True
-        close = self._update_closes(bars_at_ts)
+        close = self._update_closes(rows_idx, bar_close)
         self.buffer.push(bars_at_ts)
         market_value = float(np.nansum(self.qty * self.last_close))
         equity = self.state.cash + market_value
@@ -247,48 +262,15 @@ class Engine:
         for etype, msg in assess(self.state.risk, equity, prev, day, self.cfg.risk):
             events.append((etype, "critical" if etype == "kill_switch" else "warning", msg, {}))
 
-        # prediction: one input array per distinct feature list or window, sliced per model
-        rows = self.buffer.rows() if self.buffer.feature_names else bars_at_ts.select("ts", "symbol")
-        row_syms = rows["symbol"].to_list()
-        row_pos = {s: i for i, s in enumerate(row_syms)}
-        row_universe = np.array([self.index.get(s, -1) for s in row_syms], dtype=np.int64)
-        matrices: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
-        scores: dict[str, np.ndarray] = {}
-        incomplete: dict[str, list[str]] = {}
-        for m in self.models:
-            if m.key in self.state.quarantined:
-                continue
-            window = m.loaded.sequence
-            inputs = window if window is not None else tuple(m.loaded.meta.feature_list)
-            if inputs not in matrices:
-                matrices[inputs] = (
-                    self.buffer.sequences.windows(row_syms, window)
-                    if window is not None
-                    else FeatureBuffer.matrix(rows, list(inputs))
-                )
-            X_all, complete_all = matrices[inputs]
-            if m.symbol:
-                sel = np.array([row_pos[m.symbol]] if m.symbol in row_pos else [], dtype=np.int64)
-            else:
-                sel = np.flatnonzero(row_universe >= 0)
-            if not len(sel):
-                continue
-            complete = complete_all[sel]
-            if not complete.all():
-                incomplete[m.key] = [row_syms[i] for i in sel[~complete]]
-            out = np.full(n, np.nan)
-            if complete.any():
-                try:
-                    pred = np.asarray(m.predict(X_all[sel[complete]]), dtype=float).ravel()
-                    if not np.isfinite(pred).all():
-                        raise ValueError("non-finite prediction")
-                except Exception as exc:  # noqa: BLE001 - one model must not stop the cycle
-                    self.state.quarantined[m.key] = f"{type(exc).__name__}: {exc}"[:300]
-                    events.append(("model_quarantined", "error", f"{m.key}: {self.state.quarantined[m.key]}", {}))
-                    continue
-                out[row_universe[sel[complete]]] = pred
-            scores[m.key] = out
-        for key, lacking in incomplete.items():
+        # prediction: every model that is not quarantined scores the bar's symbols
+        rows = self.buffer.rows()
+        live_models = [m for m in self.models if m.key not in self.state.quarantined]
+        predicted = predict_all(live_models, rows, self.buffer.sequences, self.index, n, self._predict_pool)
+        scores = predicted.scores
+        for key, error in predicted.failed.items():
+            self.state.quarantined[key] = error
+            events.append(("model_quarantined", "error", f"{key}: {error}", {}))
+        for key, lacking in predicted.incomplete.items():
             events.append(
                 ("incomplete_inputs", "warning", f"{key}: {len(lacking)} symbol(s) lack inputs", {"symbols": lacking})
             )
@@ -359,35 +341,21 @@ class Engine:
             final = np.zeros(n)
 
         # execution: orders for the next bar's open
-        orders = []
-        actions, reasons = [], []
-        n_trade = n_hold = n_blocked = 0
-        for i, s in enumerate(self.universe):
-            q = float(final[i])
-            if blocked[i]:
-                action, reason = "BLOCKED", str(gates[i])
-                n_blocked += 1
-            elif q != 0:
-                action, reason = "TRADE", "reduce" if abs(self.qty[i] + q) < abs(self.qty[i]) else "open/increase"
-                n_trade += 1
-                orders.append(
-                    Order(client_order_id(self.cfg.account, ts_iso, s), s, q, self.state.risk.state != ACTIVE, ts_iso)
-                )
-            elif self.state.risk.state == HALTED:
-                action, reason = "BLOCKED", f"HALTED: {self.state.risk.kill_reason}"
-                n_blocked += 1
-            else:
-                action = "HOLD"
-                reason = "; ".join(notes[i]) or (
-                    "inside the no-trade band"
-                    if want[i] == 0 and target_w[i] != 0
-                    else "no edge net of cost"
-                    if weak[i]
-                    else "at target"
-                )
-                n_hold += 1
-            actions.append(action)
-            reasons.append(reason)
+        decided = decide(
+            self.cfg.account,
+            ts_iso,
+            self.universe,
+            final,
+            self.qty,
+            gates,
+            notes,
+            want,
+            target_w,
+            weak,
+            self.state.risk.state,
+            self.state.risk.kill_reason,
+        )
+        orders, n_trade, n_hold, n_blocked = decided.orders, decided.n_trade, decided.n_hold, decided.n_blocked
         numbers = {
             "alpha_bps": alpha,
             "cost_bps": cost,
@@ -396,8 +364,10 @@ class Engine:
             "current_weight_frac": cur_w,
             "target_weight_frac": target_w,
         }
-        traces = records.trace_json(
-            n,
+        decisions = records.decisions_json(
+            self.universe,
+            decided.actions,
+            decided.reasons,
             in_sample,
             scores,
             {k: v["score"] for k, v in trace_blend.items()},
@@ -407,7 +377,6 @@ class Engine:
             notes,
             final,
         )
-        decisions = records.decision_rows(cycle_id, self.universe, actions, reasons, numbers, final, traces)
 
         # realised IC of the cycles whose horizon has now elapsed
         realised_rows = self._realise(cycle_id)
@@ -451,7 +420,7 @@ class Engine:
                     self.state.to_json(),
                 ),
             )
-            self.ledger.insert_many("decisions", decisions)
+            con.execute("insert into cycle_decisions values (?, ?)", (cycle_id, decisions))
             self.ledger.insert_many(
                 "orders",
                 [(o.client_order_id, cycle_id, o.symbol, o.qty, int(o.reduce_only), o.submitted_ts) for o in orders],
@@ -488,16 +457,6 @@ class Engine:
                         self.state.risk.day_start_equity,
                     )
                 ],
-            )
-            self.ledger.insert_many(
-                "predictions",
-                records.prediction_rows(
-                    cycle_id,
-                    ts_iso,
-                    self.universe_array,
-                    [(m.target, m.key, scores[m.key]) for m in self.models if m.key in scores]
-                    + [(k.split("/", 1)[0], f"{BLEND}{k}", v["score"]) for k, v in trace_blend.items()],
-                ),
             )
             self.ledger.insert_many("realised_ic", realised_rows)
             for cid, result in commands:
@@ -551,18 +510,19 @@ class Engine:
             a = arbitration.alpha_from_score(ic, sigma_h, score / spread)
         return a, {"score": score, "weights": dict(zip(keys, w.round(6).tolist(), strict=True)), "ic_estimate": ic}
 
-    def restore_pending(self, rows: pl.DataFrame) -> None:
-        """Reload the predictions of the last cycles (ledger rows) whose horizon had not elapsed: a resumed engine
-        realises them as the uninterrupted one would."""
-        for (cid,), part in rows.partition_by("cycle_id", as_dict=True).items():
-            rec = {"ts": datetime.fromisoformat(part["ts"][0]), "scores": {}, "blend": {}}
-            for (model,), p in part.partition_by("model", as_dict=True).items():
-                arr = np.full(len(self.universe), np.nan)
-                arr[[self.index[s] for s in p["symbol"].to_list()]] = p["score"].to_numpy()
-                if model.startswith(BLEND):
-                    rec["blend"][model.removeprefix(BLEND)] = arr
-                else:
-                    rec["scores"][model] = arr
+    def restore_pending(self, cycles: list[tuple[int, str, str]]) -> None:
+        """Reload the predictions of the last cycles whose horizon had not elapsed, from the ledger's
+        ``(cycle_id, ts, decisions_json)``: a resumed engine realises them as the uninterrupted one would (the JSON
+        holds each score's shortest round-trip digits: the same bits)."""
+        for cid, ts, decisions in cycles:
+            rec: dict[str, Any] = {"ts": datetime.fromisoformat(ts), "scores": {}, "blend": {}}
+            for d in json.loads(decisions):
+                i = self.index[d["symbol"]]
+                for part in ("prediction", "blend"):
+                    for key, score in (d[part] or {}).items():
+                        if score is not None:
+                            target = rec["scores" if part == "prediction" else "blend"]
+                            target.setdefault(key, np.full(len(self.universe), np.nan))[i] = score
             self.pending[int(cid)] = rec
 
     def _realised(self, key: str) -> tuple[float, int]:
@@ -579,46 +539,52 @@ class Engine:
             return np.where(np.isfinite(r).all(axis=0), r.std(axis=0, ddof=1), np.nan) * 1e4
 
     def _realise(self, cycle_id: int) -> list[tuple]:
-        """Realised IC rows for the predictions whose target's bars are all in the buffer now."""
+        """Realised IC rows for the predictions whose target's bars are all in the buffer now: per target, every
+        model's and blend's scores against the realised target in one :func:`ml.metrics.row_ic` call."""
         out = []
-        bars = None
         for cid in sorted(self.pending):
             rec = self.pending[cid]
-            lag = cycle_id - cid
-            done = [t for t in self.targets if self.specs[t].reach_bars == lag]
+            done = [t for t in self.targets if self.specs[t].reach_bars == cycle_id - cid]
             if not done:
                 continue
-            if bars is None:
-                bars = self.buffer.last(self.max_reach + 1)
-            frame = pl.DataFrame({"ts": [rec["ts"]] * len(self.universe), "symbol": self.universe}).with_columns(
-                pl.col("ts").cast(bars.schema["ts"])
-            )
+            ts_iso = rec["ts"].isoformat()
             for t in done:
-                spec = self.specs[t]
-                if spec.kind == "fwd_ret":  # the target is the forward return itself
-                    y_frame = bars.select("ts", "symbol", forward_return(spec).alias(t)).filter(
-                        pl.col("ts") == rec["ts"]
-                    )
-                    y_frame = frame.join(y_frame, on=["ts", "symbol"], how="left")
-                else:
-                    y_frame = add_targets(frame, bars, [spec], self.interval_minutes)
-                y = y_frame[t].to_numpy().astype(float)
-                for m in self.models:
-                    if m.target == t and m.key in rec["scores"]:
-                        ic, cnt = row_ic(rec["scores"][m.key], y)
-                        ic_v = float(ic[0]) if np.isfinite(ic[0]) else None
-                        out.append((cid, rec["ts"].isoformat(), t, m.key, ic_v, int(cnt[0]), cycle_id))
-                        if ic_v is not None and cid >= self.loaded_cycle.get(m.key, 0):  # this model's own
-                            s, c = self._realised(m.key)
-                            self.state.realised[m.key] = [s + ic_v, c + 1]
+                keys = [m.key for m in self.models if m.target == t and m.key in rec["scores"]]
+                scores = [rec["scores"][k] for k in keys]
                 for view_key, score in sorted(rec["blend"].items()):
                     if view_key.startswith(f"{t}/"):
-                        ic, cnt = row_ic(score, y)
-                        ic_v = float(ic[0]) if np.isfinite(ic[0]) else None
-                        out.append((cid, rec["ts"].isoformat(), t, f"{BLEND}{view_key}", ic_v, int(cnt[0]), cycle_id))
+                        keys.append(f"{BLEND}{view_key}")
+                        scores.append(score)
+                if not keys:
+                    continue
+                y = self._realised_target(rec["ts"], self.specs[t])
+                ic, cnt = row_ic(np.vstack(scores), np.broadcast_to(y, (len(keys), len(y))))
+                for key, ic_k, n_k in zip(keys, ic.tolist(), cnt.tolist(), strict=True):
+                    ic_v = ic_k if np.isfinite(ic_k) else None
+                    out.append((cid, ts_iso, t, key, ic_v, int(n_k), cycle_id))
+                    own = not key.startswith(BLEND) and cid >= self.loaded_cycle.get(key, 0)  # this model's own
+                    if ic_v is not None and own:
+                        s, c = self._realised(key)
+                        self.state.realised[key] = [s + ic_v, c + 1]
         for cid in [c for c in self.pending if cycle_id - c >= self.max_reach]:
             del self.pending[cid]
         return out
+
+    def _realised_target(self, ts: datetime, spec: TargetSpec) -> np.ndarray:
+        """The target of ``spec`` at bar ``ts`` per universe symbol (NaN where it has no value), by training's
+        definitions: a forward return from the bar window (:func:`ml.targets.realised_forward_return`), another kind
+        (a cross-sectional or volatility-scaled transform) by :func:`ml.targets.add_targets` on the newest bars."""
+        window = self.buffer.window
+        rows, known = window.rows_of(self.universe)
+        if spec.kind == "fwd_ret":  # the target is the forward return itself
+            column, _, end = price_path(spec)
+            times, prices = window.column("ts", rows, end + 1), window.column(column, rows, end + 1)
+            return np.where(known, realised_forward_return(spec, prices, times, epoch_us(ts)), np.nan)
+        bars = self.buffer.last(self.max_reach + 1)
+        keys = pl.DataFrame({"ts": [ts] * len(self.universe), "symbol": self.universe})
+        keys = keys.with_columns(pl.col("ts").cast(bars.schema["ts"]))
+        frame = add_targets(keys, bars, [spec], self.interval_minutes)
+        return frame[spec.name(self.interval_minutes)].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
     def _apply_fill(self, f: Fill) -> None:
         i = self.index.get(f.symbol)

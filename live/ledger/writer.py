@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.bridge import utc_now_iso
-from live.ledger.schema import DDL, SCHEMA_VERSION, ledger_file
+from live.ledger.schema import DDL, SCHEMA_VERSION, UPGRADE_TO_4, ledger_file
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -61,12 +61,9 @@ class LedgerWriter:
             _create(self.path)
         self.con = open_rw(self.path)
         have = self.meta("schema_version")
-        if have is not None and int(have) == 2:  # schema 3 only adds a table
-            self.con.executescript(
-                f"begin immediate; {DDL}; "
-                f"update meta set value = '{SCHEMA_VERSION}' where key = 'schema_version'; commit;"
-            )
-            have = str(SCHEMA_VERSION)
+        if have is not None and int(have) in (2, 3):  # upgraded in place, in one transaction
+            self.con.executescript(UPGRADE_TO_4)
+            have = self.meta("schema_version")
         if have is None or int(have) != SCHEMA_VERSION:
             raise ValueError(f"{self.path}: ledger schema {have}, this engine writes {SCHEMA_VERSION}")
 

@@ -10,6 +10,9 @@ from catboost import CatBoostRegressor
 
 from ml.families.base import ModelFamily, normalise_importance
 
+SMALL_BATCH_ROWS = 10_000
+"""Below this many rows CatBoost predicts on one thread."""
+
 
 class CatBoostFamily(ModelFamily):
     """``CatBoostRegressor`` on float features; NaN is handled natively (``nan_mode="Min"``)."""
@@ -43,7 +46,10 @@ class CatBoostFamily(ModelFamily):
         return model
 
     def predict(self, model: CatBoostRegressor, X: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(np.asarray(X, dtype=float)), dtype=float).reshape(-1)
+        # one thread for a live cycle's few hundred rows (CatBoost's default, every core, costs more than it saves
+        # there: 1.5 ms against 1.15 ms for 500 rows on 2 cores); the same values either way
+        threads = 1 if len(X) < SMALL_BATCH_ROWS else -1
+        return np.asarray(model.predict(np.asarray(X, dtype=float), thread_count=threads), dtype=float).reshape(-1)
 
     def save(self, model: CatBoostRegressor, path: Path) -> None:
         model.save_model(str(path), format="cbm")
