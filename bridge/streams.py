@@ -83,10 +83,16 @@ class Feed:
             await asyncio.sleep(self.poll_s)
 
     async def after(self, seq: int) -> list[tuple[int, str]]:
-        """Messages after ``seq`` (from memory, or from the source when ``seq`` is older than memory)."""
+        """Messages after ``seq`` (from memory, or from the source when ``seq`` is older than memory).
+
+        A resume from further back than memory gets the source's next ``KEEP`` messages after ``seq`` (in order,
+        none skipped) and the caller asks again after the last of them, until it reaches memory: a gap between
+        ``seq`` and memory longer than ``KEEP`` is read in pieces, never skipped."""
         if self.seqs and seq < self.seqs[0] - 1:
             older = await asyncio.to_thread(self.read, seq, KEEP)
-            return [m for m in older if m[0] < self.seqs[0]] + list(zip(self.seqs, self.texts, strict=True))
+            if older:
+                return older
+            # the source has nothing after ``seq`` (replaced, or unreadable for now): go on from memory
         i = bisect.bisect_right(self.seqs, seq)
         return list(zip(self.seqs[i:], self.texts[i:], strict=True))
 

@@ -706,7 +706,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return args.fn(args)
+        status = args.fn(args)
+        sys.stdout.flush()  # a reader that left (`| head`) is found here, not at interpreter shutdown
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt as exc:
         return _leave_guarded_run(f"stopped: {exc or 'interrupted'}", 130)
     except Exception as exc:  # noqa: BLE001 - user errors become two lines and status 2; bugs keep their traceback
@@ -723,6 +727,16 @@ def _run(args: argparse.Namespace) -> int:
             traceback.print_exc()
         print(f"foxlake: error: {message}", file=sys.stderr)
         return 2
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed the pipe (``foxlake completion bash | head``): stop quietly, with the status
+    of a program that SIGPIPE ended; standard output points at /dev/null so that the interpreter's last flush does
+    not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 def _leave_guarded_run(message: str, status: int) -> int:

@@ -208,6 +208,23 @@ def test_ws_events_sends_the_recent_first_and_resumes_without_loss_or_repeat(tra
         assert [e["event_id"] for e in new] == list(range(ids[-1] + 1, ids[-1] + 4))
 
 
+def test_a_resume_from_further_back_than_the_feeds_memory_loses_nothing(traded, monkeypatch) -> None:
+    """A feed keeps its newest ``KEEP`` messages; a resume from before them reads the source in pieces."""
+    import bridge.streams
+
+    monkeypatch.setattr(bridge.streams, "KEEP", 7)  # the ledger holds many times more events than that
+    ids = [r[0] for r in _ledger(traded, "select event_id from events order by event_id")]
+    lines = (traded / "training" / "events.jsonl").read_text().splitlines()
+    assert len(ids) > 3 * 7 and len(lines) > 3 * 7
+    with serve_bridge(traded) as base:
+        ws = base.replace("http", "ws")
+        for after in (0, ids[2]):
+            got = asyncio.run(_receive(f"{ws}/ws/events?after={after}", len([i for i in ids if i > after])))
+            assert [e["event_id"] for e in got] == [i for i in ids if i > after]  # none lost, none twice
+        got = asyncio.run(_receive(f"{ws}/ws/training?after=1", len(lines) - 1))
+        assert [e["seq"] for e in got] == list(range(2, len(lines) + 1))
+
+
 def test_ws_training_replays_the_newest_run_and_resumes(traded) -> None:
     lines = (traded / "training" / "events.jsonl").read_text().splitlines()
     with serve_bridge(traded) as base:
@@ -224,22 +241,31 @@ def test_ws_training_replays_the_newest_run_and_resumes(traded) -> None:
 
 
 def test_openapi_documents_the_contract_models(bridge) -> None:
+    from pydantic.json_schema import models_json_schema
+
+    EngineState.model_validate(httpx.get(f"{bridge}/api/state").json())
     spec = httpx.get(f"{bridge}/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    for model in (EngineState, PositionsPayload, RiskStatus):
-        want = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
-        got = schemas[model.__name__]
-        assert set(got["properties"]) == set(want["properties"]), model.__name__
-        assert set(got.get("required", [])) == set(want.get("required", [])), model.__name__
-        for name, prop in want["properties"].items():
-            assert got["properties"][name].get("type") == prop.get("type"), (model.__name__, name)
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in (EngineState, PositionsPayload, RiskStatus)],
+        ref_template="#/components/schemas/{model}",
+    )
+    want = defs["$defs"]  # the three and the models they nest (Position, RiskWarning)
+    assert set(want) == {"EngineState", "Position", "PositionsPayload", "RiskStatus", "RiskWarning"}
+    for name, schema in want.items():
+        for prop in schema["properties"].values():
+            if prop.get("default", 0) is None:  # FastAPI leaves out a `default: null`; nothing else may differ
+                del prop["default"]
+        assert schemas[name] == schema, name  # every property's type, format, bounds, enum, nullability, required
     paths = spec["paths"]
-    assert paths["/api/positions"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/PositionsPayload"
-    }
-    assert paths["/api/risk/status"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/RiskStatus"
-    }
+    for path, model in (
+        ("/api/state", EngineState),
+        ("/api/positions", PositionsPayload),
+        ("/api/risk/status", RiskStatus),
+    ):
+        assert paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model.__name__}"
+        }, path
     docs = httpx.get(f"{bridge}/docs").text
     assert "cdn" not in docs.lower() and "/static-offline-docs/swagger-ui-bundle.js" in docs
     assert httpx.get(f"{bridge}/static-offline-docs/swagger-ui-bundle.js").status_code == 200

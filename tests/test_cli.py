@@ -214,3 +214,12 @@ def test_completion_scripts_know_the_commands_and_their_options() -> None:
     for word in ("materialize", "catalog", "alias", "--pool-wait-seconds", "--results"):
         assert word in out.stdout, word
     assert _foxlake("completion", "fish").returncode == 2  # argparse: not one of bash, zsh, tcsh
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """``foxlake completion bash | head -1``: the pipe closes before foxlake writes; it stops quietly (status 141)."""
+    proc = subprocess.Popen([sys.executable, "-m", "foxlake.cli", "completion", "bash"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc.stdout.close()  # the reader is gone before foxlake has imported anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and "Traceback" not in err and "BrokenPipe" not in err, (proc.returncode, err)
