@@ -85,9 +85,9 @@ class NaiveBuffer(FeatureBuffer):
         super().__init__(buffer.feature_names, min_bars=buffer.history_bars)
         self.chunks: list[pl.DataFrame] = []
 
-    def push(self, bars_at_ts: pl.DataFrame) -> None:
-        super().push(bars_at_ts)
+    def push(self, bars_at_ts: pl.DataFrame) -> tuple[list[str], np.ndarray]:
         self.chunks.append(bars_at_ts.select(c for c in BAR_COLUMNS if c in bars_at_ts.columns))
+        return super().push(bars_at_ts)
 
     def rows(self) -> FeatureRows:
         bars = pl.concat(self.chunks, rechunk=True).sort("symbol", "ts")  # the lake's order, one chunk a column

@@ -7,7 +7,7 @@ quote currency; weights, exposures, P&L and limits are fractions (``_pct`` names
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bridge.payloads import (
     CycleDecisions,
@@ -21,6 +21,7 @@ from bridge.payloads import (
 )
 from contracts.bridge import Position, PositionsPayload, RiskStatus, RiskWarning
 from live.config import EngineConfig
+from live.ledger import decisions as decision_record
 from live.ledger.reader import LedgerReader
 from live.ledger.schema import OWN_CYCLES_FROM
 
@@ -242,17 +243,11 @@ def cycle_decisions(led: LedgerReader, cycle_id: int | None = None, action: str 
     found = _rows(led, CycleRow, _CYCLES + " where cycle_id = ?", (cid,))
     if not found:
         raise LookupError(f"no cycle {cid}" if cycle_id is not None else "no cycle yet")
-    cur = led.con.execute(
-        "select symbol, action, reason, alpha_bps, cost_bps, sigma_bps, z, current_weight_frac, target_weight_frac, "
-        "order_qty, trace_json from decisions where cycle_id = ?1 and (?2 is null or action = ?2) order by symbol",
-        (cid, action),
-    )
-    cols = [d[0] for d in cur.description]
-    out = []
-    for r in cur.fetchall():
-        d: dict[str, Any] = dict(zip(cols, r, strict=True))
-        d["trace"] = json.loads(d.pop("trace_json"))
-        out.append(Decision(**d))
+    record = led.con.execute(
+        "select models_json, blends_json, decisions_json from cycle_decisions where cycle_id = ?", (cid,)
+    ).fetchone()
+    rows = decision_record.decode(*record, found[0].in_sample, found[0].trading_state) if record else []
+    out = [Decision(**d) for d in rows if action is None or d["action"] == action]
     return CycleDecisions(cycle=found[0], decisions=out)
 
 

@@ -57,6 +57,7 @@ class BarWindow:
         self._count = np.zeros(0, dtype=np.int64)  # bars pushed per symbol, ever
         self._last = np.zeros(0, dtype=np.int64)  # time of each symbol's newest bar
         self._pushed: tuple[list[str], np.ndarray] = ([], np.zeros(0, dtype=np.int64))  # the last push's rows
+        self._by_name = np.zeros(0, dtype=np.int64)  # every row, in symbol order
 
     def _add(self, symbols: Sequence[str]) -> None:
         new = [s for s in dict.fromkeys(symbols) if s not in self._index]
@@ -116,8 +117,11 @@ class BarWindow:
 
     def at_newest(self) -> np.ndarray:
         """Rows of the symbols with a bar at :attr:`newest`, in symbol order."""
-        rows = np.flatnonzero(self._last == self.newest) if self.newest is not None else np.zeros(0, np.int64)
-        return rows[np.argsort(np.array([self.symbols[i] for i in rows], dtype=object), kind="stable")]
+        if self.newest is None:
+            return np.zeros(0, np.int64)
+        if len(self._by_name) != len(self.symbols):  # symbols came since: sort their rows by name again
+            self._by_name = np.argsort(np.array(self.symbols, dtype=object), kind="stable")
+        return self._by_name[self._last[self._by_name] == self.newest]
 
     def column(self, name: str, rows: np.ndarray, length: int | None = None) -> np.ndarray:
         """``(length, len(rows))``: the newest ``length`` (default: all) bars of a column for each of ``rows`` (the

@@ -135,8 +135,6 @@ class EngineConfig(BaseModel):
         hot_reload: at every cycle boundary, switch to the models the policy picks now when the catalog changed
             (``live.reload``: verified first, only for bars they never saw; a failed load keeps the old models);
             resuming a ledger with other models is then a switch, not an error (False).
-        predict_workers: threads the models predict on side by side each cycle (2; 1: one after another). Their
-            libraries release the GIL, so on 2 cores six models take about half the time; the scores are the same.
         costs, gates, sizing, risk, broker, blend: see their classes.
     """
 
@@ -147,7 +145,6 @@ class EngineConfig(BaseModel):
     allow_in_sample: bool = False
     strict: bool = False
     hot_reload: bool = False
-    predict_workers: int = Field(2, ge=1, le=64)
     costs: CostConfig = CostConfig()
     gates: GateConfig = GateConfig()
     sizing: SizingConfig = SizingConfig()

@@ -80,25 +80,31 @@ class FeatureBuffer:
         self._chunks: deque[pl.DataFrame] = deque(maxlen=self.history_bars)  # the newest timestamps' bars
         self._stamps: deque[object] = deque(maxlen=self.history_bars)
 
-    def push(self, bars_at_ts: pl.DataFrame) -> None:
-        """Add one timestamp's bars (each symbol's oldest bar falls out once it has ``history_bars``).
+    def push(self, bars_at_ts: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+        """Add one timestamp's bars (each symbol's oldest bar falls out once it has ``history_bars``); returns the
+        bars as the window took them: their symbols (sorted) and ``(n, len(BAR_WINDOW_COLUMNS))`` values.
 
         Raises:
             live.bar_window.BarOrderError: a symbol's bar at or before the newest it has (nothing is written).
         """
-        chunk = bars_at_ts.select(c for c in BAR_COLUMNS if c in bars_at_ts.columns)
-        if chunk.is_empty():
-            return
-        if not chunk["symbol"].is_sorted():
-            chunk = chunk.sort("symbol")
-        values = chunk.select(
-            pl.col(c).cast(pl.Float64) if c in chunk.columns else pl.lit(np.nan).alias(c)
-            for c in BAR_WINDOW_COLUMNS[:-1]
-        ).to_numpy()  # null -> NaN
+        if bars_at_ts.is_empty():
+            return [], np.zeros((0, len(BAR_WINDOW_COLUMNS)))
+        chunk = bars_at_ts if bars_at_ts["symbol"].is_sorted() else bars_at_ts.sort("symbol")
+        n = chunk.height
         ts_us = int(chunk["ts"].dt.epoch("us")[0])
-        self.window.push(ts_us, chunk["symbol"].to_list(), np.column_stack([values, np.full(len(values), ts_us)]))
+        values = np.empty((n, len(BAR_WINDOW_COLUMNS)))
+        for j, c in enumerate(BAR_WINDOW_COLUMNS):
+            if c == "ts":
+                values[:, j] = ts_us
+            elif c in chunk.columns:  # column by column: no frame is built (null -> NaN)
+                values[:, j] = chunk[c].to_numpy()
+            else:
+                values[:, j] = np.nan
+        symbols = chunk["symbol"].to_list()
+        self.window.push(ts_us, symbols, values)
         self._chunks.append(chunk)
         self._stamps.append(chunk["ts"][0])
+        return symbols, values
 
     def last(self, k: int) -> pl.DataFrame:
         """The bars of the newest ``k`` timestamps, in timestamp order (each symbol's bars in time order, as an

@@ -120,8 +120,8 @@ def run_live(
         _resubmit(ledger, broker, last[0])
         engine.restore_pending(
             ledger.con.execute(
-                "select d.cycle_id, c.ts, d.decisions_json from cycle_decisions d join cycles c using (cycle_id) "
-                "where cycle_id > ? order by cycle_id",
+                "select d.cycle_id, c.ts, d.models_json, d.blends_json, d.decisions_json from cycle_decisions d "
+                "join cycles c using (cycle_id) where cycle_id > ? order by cycle_id",
                 (last[0] - engine.max_reach,),
             ).fetchall()
         )

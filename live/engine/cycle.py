@@ -11,11 +11,11 @@ or BLOCKED with the trace of every stage's numbers.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -28,17 +28,20 @@ from threadpoolctl import threadpool_limits
 from contracts.bridge import utc_now_iso
 from live.broker.base import Fill, Order
 from live.config import EngineConfig
-from live.engine import arbitration, blending, records, sizing
+from live.engine import arbitration, blending, sizing
 from live.engine.execution import decide
 from live.engine.prediction import predict_all
 from live.features import FeatureBuffer, epoch_us
 from live.inference import CrossSectionalRankingPredictor
+from live.ledger import decisions as decision_record
 from live.loader import LoadedModel
 from live.risk.limits import ACTIVE, HALTED, RiskState, assess, pre_trade, trip
+from ml.features import BAR_WINDOW_COLUMNS
 from ml.metrics import row_ic
 from ml.targets import VOL_WINDOW_BARS, TargetSpec, add_targets, price_path, realised_forward_return
 
 BLEND = "<blend>"
+_OPEN, _CLOSE, _VOLUME = (BAR_WINDOW_COLUMNS.index(c) for c in ("open", "close", "volume"))
 
 
 @dataclass
@@ -165,8 +168,8 @@ class Engine:
         self.loaded_cycle: dict[str, int] = {}  # model -> the first cycle it predicted at, after a hot reload
         self._use(models)
         self.buffer = self.buffer_for(models)
-        workers = cfg.predict_workers
-        self._predict_pool = ThreadPoolExecutor(workers, thread_name_prefix="predict") if workers > 1 else None
+        self._pushed: tuple[list[str], np.ndarray] = ([], np.zeros(0, dtype=np.int64))  # the last bar's symbols
+        self._universe_rows: tuple[int, np.ndarray, np.ndarray] = (-1, np.zeros(0, np.int64), np.zeros(0, bool))
 
     def _use(self, models: list[TradedModel]) -> None:
         self.models = models
@@ -198,23 +201,25 @@ class Engine:
             self.loaded_cycle[key] = from_cycle
         self._use(models)
         self.buffer = buffer
+        self._universe_rows = (-1, *self._universe_rows[1:])  # another window: its rows are looked up again
         return changes
 
     # --- warm-up ------------------------------------------------------------------------------------------------
     def warm(self, bars_at_ts: pl.DataFrame) -> None:
         """Feed a bar timestamp before the first cycle (history for features, volatility and closes)."""
-        bars_at_ts, idx = self._in_universe(bars_at_ts)
-        self.buffer.push(bars_at_ts)
-        self._update_closes(idx, bars_at_ts["close"].to_numpy())
+        idx, values = self._push(bars_at_ts)
+        self._update_closes(idx, values[:, _CLOSE])
 
-    def _in_universe(self, bars_at_ts: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
-        """A timestamp's bars of universe symbols, sorted by symbol, and their universe positions."""
-        if not bars_at_ts["symbol"].is_sorted():
-            bars_at_ts = bars_at_ts.sort("symbol")
-        idx = np.fromiter((self.index.get(s, -1) for s in bars_at_ts["symbol"].to_list()), np.int64, bars_at_ts.height)
-        if (idx < 0).any():
-            bars_at_ts, idx = bars_at_ts.filter(pl.Series(idx >= 0)), idx[idx >= 0]
-        return bars_at_ts, idx
+    def _push(self, bars_at_ts: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Push a timestamp's bars of universe symbols into the feature buffer; their universe positions and their
+        values (``ml.features.BAR_WINDOW_COLUMNS``)."""
+        symbols = bars_at_ts["symbol"].to_list()
+        if not all(s in self.index for s in symbols):
+            bars_at_ts = bars_at_ts.filter(pl.Series([s in self.index for s in symbols]))
+        pushed, values = self.buffer.push(bars_at_ts)
+        if pushed != self._pushed[0]:  # other symbols than the last bar's (usually the same)
+            self._pushed = (pushed, np.fromiter((self.index[s] for s in pushed), np.int64, len(pushed)))
+        return self._pushed[1], values
 
     def _update_closes(self, idx: np.ndarray, closes: np.ndarray) -> np.ndarray:
         close = np.full(len(self.universe), np.nan)
@@ -225,15 +230,27 @@ class Engine:
 
     # --- the cycle ----------------------------------------------------------------------------------------------
     def run_cycle(self, cycle_id: int, ts: datetime, bars_at_ts: pl.DataFrame) -> CycleResult:
+        """The cycle of bar ``ts`` (``bars_at_ts``: its bars), committed to the ledger, its orders handed to the
+        broker. Python's garbage collector waits while it runs: a collection is housekeeping for between bars,
+        not part of a bar's latency."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._cycle(cycle_id, ts, bars_at_ts)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _cycle(self, cycle_id: int, ts: datetime, bars_at_ts: pl.DataFrame) -> CycleResult:
         t0 = time.perf_counter()
         ts_iso = ts.isoformat()
         day = ts.date().isoformat()
         events: list[tuple[str, str, str, dict]] = []
         in_sample = ts < self.first_tradable
-        bars_at_ts, rows_idx = self._in_universe(bars_at_ts)
+        rows_idx, bar_values = self._push(bars_at_ts)
         syms = [self.universe[i] for i in rows_idx]
         n = len(self.universe)
-        bar_open, bar_close, bar_volume = bars_at_ts.select("open", "close", "volume").to_numpy().T
+        bar_open, bar_close, bar_volume = bar_values[:, _OPEN], bar_values[:, _CLOSE], bar_values[:, _VOLUME]
         opens = dict(zip(syms, bar_open.tolist(), strict=True))
         volume = np.zeros(n)
         volume[rows_idx] = bar_volume
@@ -255,7 +272,6 @@ class Engine:
         has_bar = np.zeros(n, bool)
         has_bar[rows_idx] = True
         close = self._update_closes(rows_idx, bar_close)
-        self.buffer.push(bars_at_ts)
         market_value = float(np.nansum(self.qty * self.last_close))
         equity = self.state.cash + market_value
         prev = self.state.prev_equity or equity
@@ -265,7 +281,7 @@ class Engine:
         # prediction: every model that is not quarantined scores the bar's symbols
         rows = self.buffer.rows()
         live_models = [m for m in self.models if m.key not in self.state.quarantined]
-        predicted = predict_all(live_models, rows, self.buffer.sequences, self.index, n, self._predict_pool)
+        predicted = predict_all(live_models, rows, self.buffer.sequences, self.index, n)
         scores = predicted.scores
         for key, error in predicted.failed.items():
             self.state.quarantined[key] = error
@@ -364,16 +380,14 @@ class Engine:
             "current_weight_frac": cur_w,
             "target_weight_frac": target_w,
         }
-        decisions = records.decisions_json(
+        decisions = decision_record.encode(
             self.universe,
             decided.actions,
             decided.reasons,
-            in_sample,
             scores,
             {k: v["score"] for k, v in trace_blend.items()},
             {**numbers, "net_alpha_bps": net, "sized_qty": want},
             gates,
-            self.state.risk.state,
             notes,
             final,
         )
@@ -420,7 +434,7 @@ class Engine:
                     self.state.to_json(),
                 ),
             )
-            con.execute("insert into cycle_decisions values (?, ?)", (cycle_id, decisions))
+            con.execute("insert into cycle_decisions values (?, ?, ?, ?)", (cycle_id, *decisions))
             self.ledger.insert_many(
                 "orders",
                 [(o.client_order_id, cycle_id, o.symbol, o.qty, int(o.reduce_only), o.submitted_ts) for o in orders],
@@ -436,10 +450,15 @@ class Engine:
             self.ledger.insert_many(
                 "positions",
                 [
-                    (s, float(self.qty[i]), float(self.avg_price[i]), self.entry_ts[i], float(self.last_close[i]))
-                    for i, s in enumerate(self.universe)
-                    if self.qty[i] != 0
-                ],
+                    (
+                        self.universe[i],
+                        float(self.qty[i]),
+                        float(self.avg_price[i]),
+                        self.entry_ts[i],
+                        float(self.last_close[i]),
+                    )
+                    for i in np.flatnonzero(self.qty != 0).tolist()
+                ],  # fmt: skip
             )
             self.ledger.insert_many(
                 "equity",
@@ -510,19 +529,17 @@ class Engine:
             a = arbitration.alpha_from_score(ic, sigma_h, score / spread)
         return a, {"score": score, "weights": dict(zip(keys, w.round(6).tolist(), strict=True)), "ic_estimate": ic}
 
-    def restore_pending(self, cycles: list[tuple[int, str, str]]) -> None:
+    def restore_pending(self, cycles: list[tuple[int, str, str, str, str]]) -> None:
         """Reload the predictions of the last cycles whose horizon had not elapsed, from the ledger's
-        ``(cycle_id, ts, decisions_json)``: a resumed engine realises them as the uninterrupted one would (the JSON
-        holds each score's shortest round-trip digits: the same bits)."""
-        for cid, ts, decisions in cycles:
+        ``(cycle_id, ts, models_json, blends_json, decisions_json)``: a resumed engine realises them as the
+        uninterrupted one would (the JSON holds each score's shortest round-trip digits: the same bits)."""
+        for cid, ts, *record in cycles:
             rec: dict[str, Any] = {"ts": datetime.fromisoformat(ts), "scores": {}, "blend": {}}
-            for d in json.loads(decisions):
-                i = self.index[d["symbol"]]
-                for part in ("prediction", "blend"):
-                    for key, score in (d[part] or {}).items():
-                        if score is not None:
-                            target = rec["scores" if part == "prediction" else "blend"]
-                            target.setdefault(key, np.full(len(self.universe), np.nan))[i] = score
+            for part, found in zip(("scores", "blend"), decision_record.scores(*record), strict=True):
+                for key, by_symbol in found.items():
+                    arr = np.full(len(self.universe), np.nan)
+                    arr[[self.index[s] for s in by_symbol]] = list(by_symbol.values())
+                    rec[part][key] = arr
             self.pending[int(cid)] = rec
 
     def _realised(self, key: str) -> tuple[float, int]:
@@ -575,7 +592,9 @@ class Engine:
         definitions: a forward return from the bar window (:func:`ml.targets.realised_forward_return`), another kind
         (a cross-sectional or volatility-scaled transform) by :func:`ml.targets.add_targets` on the newest bars."""
         window = self.buffer.window
-        rows, known = window.rows_of(self.universe)
+        if self._universe_rows[0] != len(window.symbols):  # the window learnt a symbol since: look again
+            self._universe_rows = (len(window.symbols), *window.rows_of(self.universe))
+        _, rows, known = self._universe_rows
         if spec.kind == "fwd_ret":  # the target is the forward return itself
             column, _, end = price_path(spec)
             times, prices = window.column("ts", rows, end + 1), window.column(column, rows, end + 1)

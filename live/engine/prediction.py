@@ -3,15 +3,13 @@
 One input array per distinct feature list (the feature rows of the bar, ``live.features``) or raw-sequence window
 (``live.bar_window``), sliced per model: a cross-sectional model reads every universe symbol with a bar, a
 per-symbol model its one symbol. A row with an input missing is left out and reported (``incomplete``), never
-filled. The models predict on a small thread pool (LightGBM, XGBoost, CatBoost, torch and numpy release the GIL while
-they work), each on its own inputs, so the scores are the same as one after another. A model that raises, or returns
-a non-finite score, is reported (``failed``) and scores nothing this cycle; the engine quarantines it.
+filled. Models reading the same rows share one input array. A model that raises, or returns a non-finite score, is
+reported (``failed``) and scores nothing this cycle; the engine quarantines it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,21 +43,17 @@ def _call(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> tuple[n
         return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
-def predict_all(
-    models: list[Any], rows: FeatureRows, sequences: Any, index: dict[str, int], n: int, pool: Executor | None
-) -> Predictions:
+def predict_all(models: list[Any], rows: FeatureRows, sequences: Any, index: dict[str, int], n: int) -> Predictions:
     """Score ``rows`` (the bar's symbols) with ``models`` (``live.engine.cycle.TradedModel``, in order).
 
     Args:
         sequences: the bar window the raw-sequence models read (``None`` when none is traded).
         index: universe symbol -> its position in the ``n``-long score arrays.
-        pool: runs the models' predict calls side by side (``None``: one after another).
     """
     out = Predictions()
     row_pos = {s: i for i, s in enumerate(rows.symbols)}
     row_universe = np.array([index.get(s, -1) for s in rows.symbols], dtype=np.int64)
     matrices: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
-    jobs: list[tuple[Any, np.ndarray, np.ndarray]] = []  # (model, its rows, the rows' universe positions)
     for m in models:
         window = m.loaded.sequence
         inputs = window if window is not None else tuple(m.loaded.meta.feature_list)
@@ -77,14 +71,11 @@ def predict_all(
         complete = complete_all[sel]
         if not complete.all():
             out.incomplete[m.key] = [rows.symbols[i] for i in sel[~complete]]
-        jobs.append((m, X_all[sel[complete]], row_universe[sel[complete]]))
-    calls = [(m.predict, X) for m, X, _ in jobs]
-    results = (
-        pool.map(lambda c: _call(*c) if len(c[1]) else (np.zeros(0), None), calls)
-        if pool
-        else (_call(*c) if len(c[1]) else (np.zeros(0), None) for c in calls)
-    )
-    for (m, _, at), (pred, error) in zip(jobs, results, strict=True):
+        if len(sel) == len(X_all) and complete.all():  # every row: the shared input array itself, no copy
+            X, at = X_all, row_universe
+        else:
+            X, at = X_all[sel[complete]], row_universe[sel[complete]]
+        pred, error = _call(m.predict, X) if len(X) else (np.zeros(0), None)
         if error is not None:
             out.failed[m.key] = error
             continue

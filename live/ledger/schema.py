@@ -12,7 +12,7 @@ from pathlib import Path
 SCHEMA_VERSION = 4
 """3: ``model_swaps`` (hot reload). 4: a cycle's decisions, with every model's prediction in their traces, are one
 row (``cycle_decisions``, a JSON array); ``decisions`` and ``predictions`` are views of it, one row per symbol. A
-schema-2 or -3 ledger is upgraded in place when the engine opens it (:data:`UPGRADE_TO_4`)."""
+schema-2 or -3 ledger is upgraded in place when the engine opens it (``live.ledger.writer``)."""
 
 DDL = """
 create table if not exists meta (key text primary key, value text not null);
@@ -28,14 +28,12 @@ create table if not exists cycles (
 );
 create table if not exists cycle_decisions (
     cycle_id integer primary key,
-    decisions_json text not null           -- JSON array, one object per symbol (symbol order): symbol, action
-                                           -- (TRADE / HOLD / BLOCKED), reason, and the trace of every stage:
-                                           -- in_sample, prediction {model: score}, blend {target/view: score},
-                                           -- alpha_bps, cost_bps, sigma_bps, z, current_weight_frac,
-                                           -- target_weight_frac, net_alpha_bps, sized_qty, gate, risk
-                                           -- {state, cuts}, order_qty
+    models_json text not null,             -- the keys of the models that scored, in the order of "prediction"
+    blends_json text not null,             -- the blended target/view keys, in the order of "blend"
+    decisions_json text not null           -- one object per symbol (live.ledger.decisions): symbol, action, reason,
+                                           -- prediction [..], blend [..], the stage numbers, gate, cuts, order_qty
 );                                          -- one row per cycle: a 500-symbol cycle is one insert, not 500
-create view if not exists decisions as     -- one row per (cycle, symbol), for SQL and the bridge
+create view if not exists decisions as     -- one row per (cycle, symbol)
     select d.cycle_id,
         json_extract(j.value, '$.symbol') as symbol,
         json_extract(j.value, '$.action') as action,
@@ -47,8 +45,28 @@ create view if not exists decisions as     -- one row per (cycle, symbol), for S
         json_extract(j.value, '$.current_weight_frac') as current_weight_frac,
         json_extract(j.value, '$.target_weight_frac') as target_weight_frac,
         json_extract(j.value, '$.order_qty') as order_qty,
-        json_remove(j.value, '$.symbol', '$.action', '$.reason') as trace_json
-    from cycle_decisions d, json_each(d.decisions_json) j;
+        d.models_json, d.blends_json,
+        json_set(                          -- the trace: prediction and blend in models_json / blends_json order
+            json_remove(j.value, '$.symbol', '$.action', '$.reason', '$.cuts'),
+            '$.in_sample', json(iif(c.in_sample, 'true', 'false')),
+            '$.risk', json_object('state', c.trading_state, 'cuts', json_extract(j.value, '$.cuts'))
+        ) as trace_json
+    from cycle_decisions d join cycles c on c.cycle_id = d.cycle_id, json_each(d.decisions_json) j;
+create view if not exists predictions as   -- every model's and blend's score, one row per (cycle, model, symbol)
+    select p.cycle_id, c.ts, substr(p.key, 1, instr(p.key, '/') - 1) as target, p.model, p.symbol, p.score
+    from (
+        select d.cycle_id, json_extract(d.models_json, '$[' || s.key || ']') as key,
+            json_extract(d.models_json, '$[' || s.key || ']') as model,
+            json_extract(j.value, '$.symbol') as symbol, s.value as score
+        from cycle_decisions d, json_each(d.decisions_json) j, json_each(j.value, '$.prediction') s
+        where s.value is not null
+        union all
+        select d.cycle_id, json_extract(d.blends_json, '$[' || s.key || ']'),
+            '<blend>' || json_extract(d.blends_json, '$[' || s.key || ']'),
+            json_extract(j.value, '$.symbol'), s.value
+        from cycle_decisions d, json_each(d.decisions_json) j, json_each(j.value, '$.blend') s
+        where s.value is not null
+    ) p join cycles c on c.cycle_id = p.cycle_id;
 create table if not exists orders (
     client_order_id text primary key,      -- a pure function of (cycle ts, symbol)
     cycle_id integer not null, symbol text not null,
@@ -85,18 +103,6 @@ create table if not exists commands (
     reason text not null,
     applied_cycle integer, applied_at text, result text
 );
-create view if not exists predictions as   -- every model's and blend's score, one row per (cycle, model, symbol)
-    select d.cycle_id, c.ts, substr(p.key, 1, instr(p.key, '/') - 1) as target, p.key as model,
-        json_extract(j.value, '$.symbol') as symbol, p.value as score
-    from cycle_decisions d join cycles c using (cycle_id), json_each(d.decisions_json) j,
-        json_each(j.value, '$.prediction') p
-    where p.value is not null
-    union all
-    select d.cycle_id, c.ts, substr(p.key, 1, instr(p.key, '/') - 1), '<blend>' || p.key,
-        json_extract(j.value, '$.symbol'), p.value
-    from cycle_decisions d join cycles c using (cycle_id), json_each(d.decisions_json) j,
-        json_each(j.value, '$.blend') p
-    where p.value is not null;
 create table if not exists realised_ic (
     cycle_id integer not null,             -- the cycle that predicted
     ts text not null, target text not null, model text not null,   -- model = '<blend>' for the blended score
@@ -118,32 +124,6 @@ create table if not exists model_swaps (
     reason text not null
 );
 """
-
-
-UPGRADE_TO_4 = (
-    """
-begin immediate;
-create table if not exists model_swaps (
-    swap_id integer primary key autoincrement, cycle_id integer not null, model text not null,
-    old_model_dir text, new_model_dir text, reason text not null
-);
-drop table predictions;
-create table cycle_decisions (cycle_id integer primary key, decisions_json text not null);
-insert into cycle_decisions
-    select cycle_id, json_group_array(json(
-        '{"symbol":' || json_quote(symbol) || ',"action":' || json_quote(action) || ',"reason":'
-        || json_quote(reason) || ',' || substr(trace_json, 2)))
-    from (select * from decisions order by cycle_id, symbol) group by cycle_id;
-drop table decisions;
-"""
-    + DDL
-    + """
-update meta set value = '4' where key = 'schema_version';
-commit;
-"""
-)
-"""Schema 2 or 3 to 4: ``model_swaps`` (3); the per-symbol ``decisions`` table folded into ``cycle_decisions`` (one
-row per cycle) and the ``predictions`` table dropped (its scores are in the traces), the views in their place."""
 
 
 OWN_CYCLES_FROM = (

@@ -10,8 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from contracts.bridge import utc_now_iso
-from live.ledger.schema import DDL, SCHEMA_VERSION, UPGRADE_TO_4, ledger_file
+from live.ledger import decisions as decision_record
+from live.ledger.schema import DDL, SCHEMA_VERSION, ledger_file
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -52,6 +55,60 @@ def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     con.execute("commit")
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of an SQL script, one by one (``executescript`` would commit the open transaction)."""
+    out, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    return out
+
+
+def _column(traces: list[dict], get) -> np.ndarray:
+    """One number of every trace (NaN where it is null or absent)."""
+    return np.array([np.nan if (v := get(t)) is None else v for t in traces], dtype=float)
+
+
+def _upgrade_to_4(con: sqlite3.Connection) -> None:
+    """Schema 2 or 3 to 4 (inside the caller's transaction): ``model_swaps`` (3); the per-symbol ``decisions`` rows
+    folded into one ``cycle_decisions`` row per cycle (their traces held every model's score, so the per-symbol
+    ``predictions`` table goes too), the views in their place."""
+    rows = con.execute("select cycle_id, symbol, action, reason, trace_json from decisions order by cycle_id, symbol")
+    by_cycle: dict[int, list[tuple]] = {}
+    for row in rows.fetchall():
+        by_cycle.setdefault(row[0], []).append(row[1:])
+    folded = []
+    for cycle_id, decided in by_cycle.items():
+        traces = [json.loads(t) for *_, t in decided]
+        models = list(dict.fromkeys(k for t in traces for k in (t.get("prediction") or {})))
+        blends = list(dict.fromkeys(k for t in traces for k in (t.get("blend") or {})))
+
+        folded.append(
+            (
+                cycle_id,
+                *decision_record.encode(
+                    [d[0] for d in decided],
+                    [d[1] for d in decided],
+                    [d[2] for d in decided],
+                    {k: _column(traces, lambda t, k=k: (t.get("prediction") or {}).get(k)) for k in models},
+                    {k: _column(traces, lambda t, k=k: (t.get("blend") or {}).get(k)) for k in blends},
+                    {name: _column(traces, lambda t, name=name: t.get(name)) for name in decision_record.STAGES},
+                    np.array([t.get("gate") or "" for t in traces], dtype=object),
+                    [[c] if (c := (t.get("risk") or {}).get("cuts")) else [] for t in traces],
+                    _column(traces, lambda t: t.get("order_qty")),
+                ),
+            )
+        )
+    con.execute("drop table decisions")
+    con.execute("drop table if exists predictions")
+    for statement in _statements(DDL):
+        con.execute(statement)
+    con.executemany("insert into cycle_decisions values (?, ?, ?, ?)", folded)
+    con.execute("update meta set value = ? where key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
 class LedgerWriter:
     """Writes cycles, one transaction each (:meth:`cycle`)."""
 
@@ -62,7 +119,8 @@ class LedgerWriter:
         self.con = open_rw(self.path)
         have = self.meta("schema_version")
         if have is not None and int(have) in (2, 3):  # upgraded in place, in one transaction
-            self.con.executescript(UPGRADE_TO_4)
+            with transaction(self.con):
+                _upgrade_to_4(self.con)
             have = self.meta("schema_version")
         if have is None or int(have) != SCHEMA_VERSION:
             raise ValueError(f"{self.path}: ledger schema {have}, this engine writes {SCHEMA_VERSION}")
