@@ -83,6 +83,7 @@ def feature_selection(context: dg.AssetExecutionContext, lake: LakeResource, tar
     with progress.heartbeat("feature_selection"):
         selections = steps.select_features(panel, steps.read_ranking(run_dir), cfg)
     steps.write_selection(run_dir, selections)
+    progress.progress("feature_selection", len(selections), len(selections))
     rows = [
         [t, v, ", ".join(s["selected"][:8]) + (" …" if len(s["selected"]) > 8 else "")]
         for t, views in sorted(selections.items())
@@ -153,7 +154,7 @@ def plan_models(context: dg.OpExecutionContext, lake: LakeResource, routing_deci
         groups.setdefault(_group_key(job), []).append(asdict(job))
     threads = threads_per_group(cfg.workers, len(groups), concurrent_steps(context))
     for key, members in sorted(groups.items()):
-        group = {"run_dir": str(run_dir), "jobs": members, "workers": threads}
+        group = {"run_dir": str(run_dir), "jobs": members, "workers": threads, "jobs_total": len(jobs)}
         yield dg.DynamicOutput(group, output_name="groups", mapping_key=key)
 
 
@@ -174,7 +175,7 @@ def train_model_group(context: dg.OpExecutionContext, lake: LakeResource, group:
     jobs = [ModelJob(**{**j, "features": tuple(j["features"])}) for j in group["jobs"]]
     progress = steps.progress_for(lake.results(), cfg, run_dir)
     with progress.heartbeat("training"):
-        out = steps.train_models(panel, jobs, run_dir, cfg, provenance, progress)
+        out = steps.train_models(panel, jobs, run_dir, cfg, provenance, progress, group.get("jobs_total"))
     for rec in out:
         if rec["status"] != "trained":
             context.log.warning(f"{rec['job_id']} failed: {rec['error']}")

@@ -16,6 +16,9 @@ class FamilySpec:
         input_mode: what the family reads: ``features`` (feature-table rows) or ``raw_sequence`` (OHLCV windows).
         objective: ``pointwise`` (a score per row), ``ranking`` (always a ranking objective over timestamp groups)
             or ``loss`` (chosen by the ``loss`` hyper-parameter: ``mse``, ``pairwise_logistic``, ``listwise_softmax``).
+        implementation: where its code is, ``module:Class`` (a ``ml.families.base.ModelFamily``), imported the
+            first time the family is used (``ml.families.family_class``); ``None``: a name the contracts know that
+            this project does not train.
     """
 
     name: str
@@ -23,6 +26,7 @@ class FamilySpec:
     framework: str
     input_mode: str = "features"
     objective: str = "pointwise"
+    implementation: str | None = None
 
     def is_ranking(self, params: dict | None = None) -> bool:
         """Whether the family trains with a ranking objective under ``params`` (its hyper-parameters)."""
@@ -37,22 +41,28 @@ RANKING_LOSSES = ("pairwise_logistic", "listwise_softmax")
 """The torch families' ranking losses (``loss`` hyper-parameter)."""
 
 
+_ML = "ml.families."
 FAMILIES: dict[str, FamilySpec] = {
     spec.name: spec
     for spec in (
-        FamilySpec("LightGBM", ".txt", "lightgbm"),
-        FamilySpec("XGBoost", ".json", "xgboost"),
-        FamilySpec("CatBoost", ".cbm", "catboost"),
-        FamilySpec("Ridge", ".joblib", "sklearn"),
-        FamilySpec("ElasticNet", ".joblib", "sklearn"),
-        FamilySpec("LightGBMRanker", ".txt", "lightgbm", objective="ranking"),
-        FamilySpec("XGBoostRanker", ".json", "xgboost", objective="ranking"),
-        FamilySpec("MLP", ".pt", "torch"),
-        FamilySpec("LSTM", ".pt", "torch", input_mode="raw_sequence", objective="loss"),
-        FamilySpec("Transformer", ".pt", "torch", input_mode="raw_sequence", objective="loss"),
+        FamilySpec("LightGBM", ".txt", "lightgbm", implementation=_ML + "lightgbm_family:LightGBMFamily"),
+        FamilySpec("XGBoost", ".json", "xgboost", implementation=_ML + "xgboost_family:XGBoostFamily"),
+        FamilySpec("CatBoost", ".cbm", "catboost", implementation=_ML + "catboost_family:CatBoostFamily"),
+        FamilySpec("Ridge", ".joblib", "sklearn", implementation=_ML + "linear_family:RidgeFamily"),
+        FamilySpec("ElasticNet", ".joblib", "sklearn", implementation=_ML + "linear_family:ElasticNetFamily"),
+        FamilySpec(
+            "LightGBMRanker", ".txt", "lightgbm", "features", "ranking", _ML + "ranker_family:LightGBMRankerFamily"
+        ),
+        FamilySpec(
+            "XGBoostRanker", ".json", "xgboost", "features", "ranking", _ML + "ranker_family:XGBoostRankerFamily"
+        ),
+        FamilySpec("MLP", ".pt", "torch", implementation=_ML + "mlp_family:MLPFamily"),
+        FamilySpec("LSTM", ".pt", "torch", "raw_sequence", "loss", _ML + "sequence_family:LSTMFamily"),
+        FamilySpec("Transformer", ".pt", "torch", "raw_sequence", "loss", _ML + "sequence_family:TransformerFamily"),
         FamilySpec("CSRanker", ".pt", "torch", objective="ranking"),
     )
 }
+"""The one registry of model families: add a family here (its spec and where its class is) and nowhere else."""
 _BY_LOWER = {name.lower(): name for name in FAMILIES}
 
 

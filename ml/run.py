@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import threading
 import time
 import traceback
 from dataclasses import asdict
@@ -364,6 +365,12 @@ _LONGEST_FIRST = {"Transformer": 0, "LSTM": 1, "MLP": 2, "CatBoost": 3, "LightGB
 """The order a group's fits start in (slowest first, measured on the demo), so the threads finish together."""
 
 
+def jobs_done(run_dir: Path) -> int:
+    """The model jobs of a run that have recorded their outcome (``globals/jobs/``), from whichever process."""
+    folder = get_globals_dir(run_dir) / JOBS_DIR
+    return sum(1 for _ in folder.glob("*.json")) if folder.exists() else 0
+
+
 def train_models(
     panel: pl.DataFrame,
     jobs: list[ModelJob],
@@ -371,15 +378,20 @@ def train_models(
     cfg: RunConfig,
     provenance: dict[str, Any],
     progress: TrainingProgress | None = None,
+    jobs_total: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train every job in this process, up to ``cfg.workers`` at once (the longest families first); the Dagster graph
-    fans the groups out."""
+    fans the groups out. Each finished job reports the run's training progress: the jobs of every group done so
+    far (their records on disk) out of ``jobs_total``, the run's planned jobs (default: these)."""
     holdout = read_holdout(run_dir, panel)
-    counter = StageCounter(progress, "training", len(jobs))
+    total = jobs_total or len(jobs)
+    lock = threading.Lock()
 
     def one(job: ModelJob) -> dict[str, Any]:
         record = train_one(panel, job, run_dir, cfg, provenance, holdout)
-        counter.complete(job.target, force=False)
+        if progress:
+            with lock:
+                progress.progress("training", min(jobs_done(run_dir), total), total, current_target=job.target)
         return record
 
     order = sorted(range(len(jobs)), key=lambda i: _LONGEST_FIRST.get(jobs[i].family, len(_LONGEST_FIRST)))

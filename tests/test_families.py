@@ -46,6 +46,19 @@ def test_all_families_registered():
     assert set(FAMILIES) <= set(available_families())
 
 
+def test_one_registry_names_every_implemented_family_and_its_class():
+    """``contracts.families.FAMILIES`` is the only list: every family trained here is there with its class, whose
+    own name and file extension agree with the spec."""
+    from contracts.families import FAMILIES as SPECS
+    from ml.families import family_class
+
+    implemented = {name for name, spec in SPECS.items() if spec.implementation}
+    assert implemented == set(available_families())
+    for name in implemented:
+        cls = family_class(name)
+        assert cls.name == name and cls().extension == SPECS[name].extension, name
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_get_family_is_case_insensitive(name):
     for spelling in (name, name.lower(), name.upper(), f"  {name.swapcase()} "):

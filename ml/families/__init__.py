@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import importlib
 
-from contracts.families import canonical_family
+from contracts.families import FAMILIES, canonical_family
 from ml.families.base import ModelFamily
 
 _REGISTRY: dict[str, tuple[str, str]] = {
-    "LightGBM": ("ml.families.lightgbm_family", "LightGBMFamily"),
-    "XGBoost": ("ml.families.xgboost_family", "XGBoostFamily"),
-    "CatBoost": ("ml.families.catboost_family", "CatBoostFamily"),
-    "Ridge": ("ml.families.linear_family", "RidgeFamily"),
-    "ElasticNet": ("ml.families.linear_family", "ElasticNetFamily"),
-    "MLP": ("ml.families.mlp_family", "MLPFamily"),
-    "LightGBMRanker": ("ml.families.ranker_family", "LightGBMRankerFamily"),
-    "XGBoostRanker": ("ml.families.ranker_family", "XGBoostRankerFamily"),
-    "LSTM": ("ml.families.sequence_family", "LSTMFamily"),
-    "Transformer": ("ml.families.sequence_family", "TransformerFamily"),
+    name: tuple(spec.implementation.split(":", 1))  # type: ignore[misc]
+    for name, spec in FAMILIES.items()
+    if spec.implementation
 }
+"""Canonical name -> (module, class), from the one registry (``contracts.families.FAMILIES``)."""
 
 
 def family_class(name: str) -> type[ModelFamily]:
