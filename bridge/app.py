@@ -15,6 +15,7 @@ import contextlib
 from pathlib import Path
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
@@ -87,10 +88,16 @@ def create_app(
     reads = [Depends(require_token_beyond_loopback(token))]
     controls = [Depends(require_token(token))] if token.value else [Depends(_no_token)]
 
-    def ledger_json(key: tuple, build, absent=None) -> Response:
-        """A ledger view's JSON; ``absent`` (a payload) answers when no ledger exists yet, else 404."""
+    async def ledger_json(key: tuple, build, absent=None) -> Response:
+        """A ledger view's JSON; ``absent`` (a payload) answers when no ledger exists yet, else 404.
+
+        This cycle's answer comes from memory on the event loop (a ``stat`` and one indexed query); building it,
+        once per cycle, reads the ledger in a worker thread."""
         try:
-            return Response(source.cached_json(key, build), media_type="application/json")
+            body = source.cached(key)
+            if body is None:
+                body = await anyio.to_thread.run_sync(source.cached_json, key, build)
+            return Response(body, media_type="application/json")
         except NoLedger as exc:
             if absent is not None:
                 return Response(to_json(absent), media_type="application/json")
@@ -101,7 +108,7 @@ def create_app(
             raise HTTPException(404, str(exc).removeprefix(f"{source.path}: ")) from None
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok"}
 
     @app.get(
@@ -110,7 +117,7 @@ def create_app(
         responses={503: {"description": "no readable engine state"}},
         dependencies=reads,
     )
-    def api_state() -> EngineState:
+    async def api_state() -> EngineState:
         """The engine's last published state; ``stopped`` with zero cycles when no engine has run."""
         try:
             state = read_state(root)
@@ -126,51 +133,53 @@ def create_app(
             raise HTTPException(503, f"engine state invalid: {where}: {e['msg']}") from None
 
     @app.get("/api/positions", response_model=PositionsPayload, dependencies=reads)
-    def api_positions() -> Response:
+    async def api_positions() -> Response:
         """Open positions after the last cycle, sorted by symbol; weight = market value / equity (shorts negative).
         Empty when no engine has run."""
         empty = PositionsPayload(positions=[], total_positions=0, long_count=0, short_count=0, total_market_value=0)
-        return ledger_json(("positions",), ledger_views.positions, absent=empty)
+        return await ledger_json(("positions",), ledger_views.positions, absent=empty)
 
     @app.get("/api/risk/status", response_model=RiskStatus, dependencies=reads, responses=_NOT_YET)
-    def api_risk() -> Response:
+    async def api_risk() -> Response:
         """Limits and how close the account is to each (fractions of equity), after the last cycle's risk stage."""
-        return ledger_json(("risk",), ledger_views.risk_status)
+        return await ledger_json(("risk",), ledger_views.risk_status)
 
     @app.get("/api/equity", response_model=EquityHistory, dependencies=reads, responses=_NOT_YET)
-    def api_equity(max_points: Annotated[int, Query(ge=2, le=100_000)] = 2000) -> Response:
+    async def api_equity(max_points: Annotated[int, Query(ge=2, le=100_000)] = 2000) -> Response:
         """The equity curve and drawdown, one point per cycle (thinned evenly beyond ``max_points``)."""
-        return ledger_json(("equity", max_points), lambda led: ledger_views.equity_history(led, account, max_points))
+        return await ledger_json(
+            ("equity", max_points), lambda led: ledger_views.equity_history(led, account, max_points)
+        )
 
     @app.get("/api/orders", response_model=list[OrderRow], dependencies=reads, responses=_NOT_YET)
-    def api_orders(limit: _Limit = 100, symbol: _Symbol = None) -> Response:
+    async def api_orders(limit: _Limit = 100, symbol: _Symbol = None) -> Response:
         """The newest orders first, with their fill status."""
-        return ledger_json(("orders", limit, symbol), lambda led: ledger_views.orders(led, limit, symbol))
+        return await ledger_json(("orders", limit, symbol), lambda led: ledger_views.orders(led, limit, symbol))
 
     @app.get("/api/fills", response_model=list[FillRow], dependencies=reads, responses=_NOT_YET)
-    def api_fills(limit: _Limit = 100, symbol: _Symbol = None) -> Response:
+    async def api_fills(limit: _Limit = 100, symbol: _Symbol = None) -> Response:
         """The newest fills first (price includes slippage; fee in the quote currency)."""
-        return ledger_json(("fills", limit, symbol), lambda led: ledger_views.fills(led, limit, symbol))
+        return await ledger_json(("fills", limit, symbol), lambda led: ledger_views.fills(led, limit, symbol))
 
     @app.get("/api/cycles", response_model=list[CycleRow], dependencies=reads, responses=_NOT_YET)
-    def api_cycles(limit: _Limit = 100) -> Response:
+    async def api_cycles(limit: _Limit = 100) -> Response:
         """The newest cycles first: trading state, counts of TRADE/HOLD/BLOCKED, latency."""
-        return ledger_json(("cycles", limit), lambda led: ledger_views.cycles(led, limit))
+        return await ledger_json(("cycles", limit), lambda led: ledger_views.cycles(led, limit))
 
     @app.get("/api/decisions", response_model=CycleDecisions, dependencies=reads, responses=_NOT_YET)
-    def api_decisions(
+    async def api_decisions(
         cycle_id: Annotated[int | None, Query(ge=1, le=2**62, description="default: the last cycle")] = None,
         action: Literal["TRADE", "HOLD", "BLOCKED"] | None = None,
     ) -> Response:
         """One cycle's decision for every symbol with its stage trace (prediction … execution)."""
-        return ledger_json(
+        return await ledger_json(
             ("decisions", cycle_id, action), lambda led: ledger_views.cycle_decisions(led, cycle_id, action)
         )
 
     @app.get("/api/models", response_model=list[ModelInUse], dependencies=reads, responses=_NOT_YET)
-    def api_models() -> Response:
+    async def api_models() -> Response:
         """The models the engine trades: holdout IC (picked on) beside live realised IC."""
-        return ledger_json(("models",), ledger_views.models_in_use)
+        return await ledger_json(("models",), ledger_views.models_in_use)
 
     @app.get("/api/training/runs", response_model=list[TrainingRun], dependencies=reads, responses=_NOT_YET)
     def api_training_runs(limit: _Limit = 20) -> list[TrainingRun]:

@@ -95,7 +95,7 @@ def require_token(token: BridgeToken):
 def require_token_beyond_loopback(token: BridgeToken):
     """A FastAPI dependency for the read endpoints: a token only when the client is not on loopback."""
 
-    def dependency(request: Request) -> None:
+    async def dependency(request: Request) -> None:  # async: checked on the event loop, no worker thread
         if not is_loopback(request.client.host if request.client else None):
             check_token(bearer(request.headers), token)
 

@@ -55,6 +55,21 @@ class LedgerSource:
         """(ledger file inode, last committed cycle): what the cached views depend on."""
         return self._local.ino, last_cycle_id(led)
 
+    def cached(self, key: tuple) -> bytes | None:
+        """This cycle's JSON of ``key`` when it was built already (a file ``stat``, one indexed query), else None.
+
+        Raises:
+            NoLedger: no ledger file yet.
+            LedgerUnreadable: SQLite cannot read it.
+        """
+        if not self.cache:
+            return None
+        led = self.reader()
+        try:
+            return self._cache.get((key, self.version(led)))
+        except sqlite3.DatabaseError as exc:
+            raise LedgerUnreadable(f"ledger unreadable: {exc}") from None
+
     def cached_json(self, key: tuple, build: Callable[[LedgerReader], BaseModel | list]) -> bytes:
         """The JSON of ``build(reader)`` for this cycle, built once per cycle and ``key``."""
         led = self.reader()
