@@ -3,9 +3,10 @@ of :class:`SeriesExpr` nodes over one symbol's bars (oldest first), and evaluate
 
 * :meth:`SeriesExpr.polars` builds the polars expression that training runs over whole histories
   (:func:`ml.features.build_features`, ``over`` each symbol);
-* :func:`evaluate_tail` computes the node's values at each symbol's newest ``m`` bars with numpy, from a window of
-  every symbol's last bars (:func:`ml.features.newest_feature_rows`, the live engine's path): only the bars a value
-  reads are touched, so the newest bar of 500 symbols costs a few array operations per feature, not a plan.
+* :func:`compile_tail` turns it into a function computing the node's values at each symbol's newest ``m`` bars with
+  numpy, from a window of every symbol's last bars (:func:`ml.features.newest_feature_values`, the live engine's
+  path): only the bars a value reads are touched, so the newest bar of 500 symbols costs a few array operations per
+  feature, not a plan.
 
 The operations mirror polars' names and meaning, null handling included. In the numpy form a missing value is NaN:
 a symbol's window is one column, its newest bar in the last row, padded with NaN above where it has fewer bars (no
@@ -488,9 +489,3 @@ def compile_tail(node: SeriesExpr) -> TailFn:
 
         return ema
     raise ValueError(f"no numpy form for operation {op!r}")
-
-
-def evaluate_tail(node: SeriesExpr, window: TailWindow, m: int = 1) -> np.ndarray | float:
-    """``node``'s values at every symbol's newest ``m`` bars (:func:`compile_tail`, compiled for this call)."""
-    with np.errstate(all="ignore"):
-        return compile_tail(node)(window, m)
