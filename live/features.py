@@ -18,7 +18,6 @@ from live.bar_window import BarWindow
 from ml.features import BAR_WINDOW_COLUMNS, max_lookback_bars, newest_feature_values
 
 BAR_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap")
-SEQUENCE_COLUMNS = BAR_COLUMNS[2:]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -78,7 +77,6 @@ class FeatureBuffer:
         self.window = BarWindow(self.history_bars, BAR_WINDOW_COLUMNS)
         self.sequences = self.window if sequence_bars > 0 else None
         self._chunks: deque[pl.DataFrame] = deque(maxlen=self.history_bars)  # the newest timestamps' bars
-        self._stamps: deque[object] = deque(maxlen=self.history_bars)
 
     def push(self, bars_at_ts: pl.DataFrame) -> tuple[list[str], np.ndarray]:
         """Add one timestamp's bars (each symbol's oldest bar falls out once it has ``history_bars``); returns the
@@ -103,7 +101,6 @@ class FeatureBuffer:
         symbols = chunk["symbol"].to_list()
         self.window.push(ts_us, symbols, values)
         self._chunks.append(chunk)
-        self._stamps.append(chunk["ts"][0])
         return symbols, values
 
     def last(self, k: int) -> pl.DataFrame:
@@ -131,11 +128,12 @@ class FeatureBuffer:
         """Feature rows at the newest timestamp, one per symbol with a bar there (NaN where history is short)."""
         if not self._chunks:
             raise ValueError("the feature buffer is empty")
+        ts = self._chunks[-1]["ts"][0]
         rows = self.window.at_newest()
         symbols = [self.window.symbols[i] for i in rows]
         if not self.feature_names:
-            return FeatureRows(self._stamps[-1], symbols, [], np.zeros((len(rows), 0)))
+            return FeatureRows(ts, symbols, [], np.zeros((len(rows), 0)))
         width = max_lookback_bars(self.feature_names) + 1
         columns = {c: self.window.column(c, rows, width) for c in BAR_WINDOW_COLUMNS}
         values = newest_feature_values(columns, self.window.n_bars(rows), self.feature_names)
-        return FeatureRows(self._stamps[-1], symbols, self.feature_names, values)
+        return FeatureRows(ts, symbols, self.feature_names, values)

@@ -22,8 +22,6 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import polars as pl
-
 from catalog.indexer import catalog_path
 from live.config import EngineConfig
 from live.engine.cycle import Engine, TradedModel
@@ -125,8 +123,7 @@ class HotReload:
     def _swap(self, engine: Engine, models: list[TradedModel], cycle_id: int, ts: datetime, reason: str) -> list:
         buffer = Engine.buffer_for(models)
         for part in self.lake.at([t for t in self.lake.timestamps() if t < ts][-buffer.history_bars :]):
-            # the universe's bars before ts, as the runner warms a new engine (the cycle pushes ts)
-            buffer.push(part.filter(pl.col("symbol").is_in(engine.universe)))
+            buffer.push(engine.universe_bars(part))  # the bars before ts, as the runner warms an engine
         changes = engine.replace_models(models, cycle_id, buffer)
         record_swap(engine.ledger, models, changes, cycle_id, reason, f"before cycle {cycle_id} ({ts.isoformat()})")
         return changes

@@ -1,9 +1,11 @@
-"""The one feature library: polars expressions over each symbol's bars, shared by training and live.
+"""The one feature library, shared by training and live: each feature one definition over a symbol's bars
+(:mod:`ml.series_expr`), evaluated by polars over every bar (:func:`build_features`, training) or by numpy at each
+symbol's newest bar (:func:`newest_feature_values`, the live engine).
 
 Every feature declares ``lookback_bars``: how many bars before ``t`` it reads (0 = bar ``t`` only).
 No feature reads a bar after ``t`` (no negative shifts, no centred windows). Every window is finite —
-exponential averages (MACD) are truncated, normalised exponential weightings over a fixed window (computed from
-the running EMA, whose terms older than the window cancel exactly, see :func:`_ema`) — so features computed on the
+exponential averages (MACD) are truncated, normalised exponential weightings over a fixed window
+(:meth:`ml.series_expr.SeriesExpr.truncated_ema`) — so features computed on the
 last ``lookback + 1`` bars of a symbol equal features computed on its whole history (to rounding: running sums
 carry their last bits), and the first ``lookback`` bars of each symbol (warm-up) hold nulls.
 

@@ -210,13 +210,15 @@ class Engine:
         idx, values = self._push(bars_at_ts)
         self._update_closes(idx, values[:, _CLOSE])
 
+    def universe_bars(self, bars_at_ts: pl.DataFrame) -> pl.DataFrame:
+        """A timestamp's bars of the engine's universe symbols (the others are not traded, nor ranked against)."""
+        known = [s in self.index for s in bars_at_ts["symbol"].to_list()]
+        return bars_at_ts if all(known) else bars_at_ts.filter(pl.Series(known))
+
     def _push(self, bars_at_ts: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Push a timestamp's bars of universe symbols into the feature buffer; their universe positions and their
         values (``ml.features.BAR_WINDOW_COLUMNS``)."""
-        symbols = bars_at_ts["symbol"].to_list()
-        if not all(s in self.index for s in symbols):
-            bars_at_ts = bars_at_ts.filter(pl.Series([s in self.index for s in symbols]))
-        pushed, values = self.buffer.push(bars_at_ts)
+        pushed, values = self.buffer.push(self.universe_bars(bars_at_ts))
         if pushed != self._pushed[0]:  # other symbols than the last bar's (usually the same)
             self._pushed = (pushed, np.fromiter((self.index[s] for s in pushed), np.int64, len(pushed)))
         return self._pushed[1], values
